@@ -1,0 +1,255 @@
+"""The `onedesk-azuread` command: a thin click layer over the library.
+
+Data goes to stdout, messages to stderr. Exit codes: 0 success, 1 problem
+found or operation failed, 2 usage error, 3 could not check (network).
+"""
+
+import json
+import os
+import pwd
+import sys
+from datetime import date
+from typing import List, Optional
+
+import click
+
+from . import CLIENT_ID, SECRET, __version__, operations, registration
+from .errors import OnedeskError
+from .settings import Paths
+from .validation import ERROR, Finding
+
+EXIT_PROBLEM = 1
+EXIT_USAGE = 2
+EXIT_UNCHECKED = 3
+
+NEXT_STEP = """\
+Next: reinstall the OneDesk packages so their install scripts apply the change:
+  dnf remove onedesk-db-utils
+  dnf install onedesk-db-utils onedesk-webapps onedesk-microservices onedesk-customerapps"""
+
+
+class _Group(click.Group):
+    """Turns the library's user errors into one-line messages, never tracebacks."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except operations.Refused as exc:
+            for finding in exc.findings:
+                _say(finding.describe(exc.path))
+            raise click.ClickException(str(exc)) from None
+        except OnedeskError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+def _say(message: str) -> None:
+    click.echo(message, err=True)
+
+
+def _paths(ctx: click.Context) -> Paths:
+    return ctx.find_object(Paths)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--root", metavar="DIR", type=click.Path(file_okay=False),
+              help="Work on the system installed under DIR, like `rpm --root`.")
+@click.option("--file", "settings_file", metavar="PATH", type=click.Path(),
+              help="The settings file (default: /root/.OneDesk under the root).")
+@click.version_option(__version__, prog_name="onedesk-azuread")
+@click.pass_context
+def cli(ctx: click.Context, root: Optional[str], settings_file: Optional[str]) -> None:
+    """Manage the Azure AD sign-in settings (AZUREAD_CID, AZUREAD_CIS) of an
+    on-premise OneDesk server, safely."""
+    ctx.obj = Paths.under(root, settings_file)
+
+
+def _read_secret_file(path: str) -> str:
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError as exc:
+        raise click.BadParameter(f"{path}: {exc.strerror}", param_hint="--secret-file") from None
+    try:
+        return data.decode("utf-8").rstrip("\r\n")
+    except UnicodeDecodeError:
+        raise click.BadParameter(f"{path}: is not UTF-8 text", param_hint="--secret-file") from None
+
+
+@cli.command("set")
+@click.option("--client-id", metavar="ID", help="The Application (client) ID, a GUID.")
+@click.option("--secret-stdin", is_flag=True, help="Read the client secret value from stdin.")
+@click.option("--secret-file", metavar="PATH", help="Read the client secret value from a file.")
+@click.option("--secret-prompt", is_flag=True, help="Ask for the client secret value, hidden.")
+@click.option("--expires", type=click.DateTime(formats=["%Y-%m-%d"]), metavar="YYYY-MM-DD",
+              help="Record when the secret expires (kept in the tool's state).")
+@click.option("--force", is_flag=True, help="Write even when validation finds errors.")
+@click.pass_context
+def set_command(ctx, client_id, secret_stdin, secret_file, secret_prompt, expires, force):
+    """Set the client ID and/or the client secret. With no options, asks for both."""
+    paths = _paths(ctx)
+    sources = [name for name, given in (("--secret-stdin", secret_stdin),
+                                        ("--secret-file", secret_file),
+                                        ("--secret-prompt", secret_prompt)) if given]
+    if len(sources) > 1:
+        raise click.UsageError(f"give the secret one way only, not {' and '.join(sources)}")
+    interactive = not (client_id or sources or expires or force)
+    secret = None
+    if interactive:
+        current = operations.inspect(paths).values[CLIENT_ID]
+        client_id = click.prompt("Application (client) ID", default=current or None, err=True)
+        secret_prompt = True
+    if secret_stdin:
+        secret = click.get_text_stream("stdin").read().rstrip("\r\n")
+    elif secret_file:
+        secret = _read_secret_file(secret_file)
+    elif secret_prompt:
+        secret = click.prompt("Client secret Value (not the Secret ID)", hide_input=True, err=True)
+    if client_id is None and secret is None and expires is None:
+        raise click.UsageError("nothing to set: give --client-id, a secret option or --expires "
+                               "(or no options at all to be asked)")
+    result = operations.set_entries(paths, client_id=client_id, secret=secret,
+                                    expires=expires.date() if expires else None, force=force)
+    for finding in result.findings:
+        _say(finding.describe(result.path))
+    for key, change in result.changes.items():
+        shown = operations.mask(secret) if key == SECRET else result.client_id
+        _say(f"{key}: {change} ({shown})" if change != "unchanged" else f"{key}: unchanged")
+    if result.expiry_recorded:
+        _say(f"secret expiry recorded: {result.expiry_recorded.isoformat()}")
+    elif result.expiry_cleared:
+        _say("no expiry recorded for the new secret (record it with --expires YYYY-MM-DD)")
+    if result.written:
+        kept = f"; previous version kept as {result.path}.bak" if result.backup else ""
+        _say(f"{result.path} written{kept}")
+        _say(NEXT_STEP)
+    else:
+        _say(f"{result.path} unchanged: it already holds these values")
+
+
+@cli.command("unset")
+@click.pass_context
+def unset_command(ctx):
+    """Remove both entries (the previous file is kept as .bak)."""
+    paths = _paths(ctx)
+    if operations.unset_entries(paths):
+        _say(f"{CLIENT_ID} and {SECRET} removed from {paths.settings}; "
+             f"previous version kept as {paths.settings}.bak")
+        _say(NEXT_STEP)
+    else:
+        _say(f"{paths.settings}: no Azure AD entries to remove")
+
+
+def _owner(uid: Optional[int]) -> Optional[str]:
+    if uid is None:
+        return None
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+@cli.command("show")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--reveal", is_flag=True, help="Print the secret in full.")
+@click.pass_context
+def show_command(ctx, as_json, reveal):
+    """Show the entries (the secret masked), the file and the recorded expiry."""
+    info = operations.inspect(_paths(ctx))
+    snap = info.snapshot
+    secret = info.values[SECRET]
+    shown_secret = secret if (reveal or secret is None) else operations.mask(secret)
+    record = {
+        "file": snap.path,
+        "exists": snap.exists,
+        "mode": f"{snap.mode:04o}" if snap.mode is not None else None,
+        "owner": _owner(snap.uid),
+        "client_id": info.values[CLIENT_ID],
+        "secret": shown_secret,
+        "secret_revealed": bool(reveal and secret is not None),
+        "expires": info.expires.isoformat() if info.expires else None,
+    }
+    if as_json:
+        click.echo(json.dumps(record, indent=2))
+        return
+    file_line = snap.path if snap.exists else f"{snap.path} (does not exist)"
+    if snap.exists:
+        file_line += f" (mode {record['mode']}, owner {record['owner']})"
+    expires = "not recorded (onedesk-azuread set --expires YYYY-MM-DD)"
+    if info.expires:
+        days = (info.expires - date.today()).days
+        left = f"in {days} days" if days >= 0 else "EXPIRED"
+        expires = f"{info.expires.isoformat()} ({left})"
+    secret_line = "not set"
+    if secret is not None:
+        secret_line = shown_secret if reveal else f"{shown_secret} (masked; --reveal shows it)"
+    click.echo(f"file:         {file_line}")
+    click.echo(f"{CLIENT_ID}:  {info.values[CLIENT_ID] or 'not set'}")
+    click.echo(f"{SECRET}:  {secret_line}")
+    click.echo(f"expires:      {expires}")
+
+
+def _report(path: str, findings: List[Finding], repaired: List[Finding], as_json: bool) -> int:
+    errors = [f for f in findings if f.severity == ERROR]
+    if as_json:
+        click.echo(json.dumps({
+            "file": path,
+            "ok": not errors,
+            "errors": len(errors),
+            "warnings": len(findings) - len(errors),
+            "repaired": [f.code for f in repaired],
+            "findings": [f.as_dict() for f in findings],
+        }, indent=2))
+    else:
+        for finding in repaired:
+            _say(f"repaired: {finding.code}" + (f" ({finding.key})" if finding.key else ""))
+        for finding in findings:
+            click.echo(finding.describe(path))
+        if errors:
+            _say(f"{path}: {len(errors)} error(s): OneDesk would not get correct Azure AD values")
+        else:
+            _say(f"{path}: OK" + (f" ({len(findings)} warning(s))" if findings else ""))
+    return EXIT_PROBLEM if errors else 0
+
+
+@cli.command("check")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--fix", is_flag=True, help="Repair what can be repaired (a backup is kept).")
+@click.option("--online", is_flag=True, hidden=True, help="Reserved: verify with Azure AD.")
+@click.pass_context
+def check_command(ctx, as_json, fix, online):
+    """Validate the entries; exit 1 when OneDesk would not get correct values."""
+    if online:
+        raise click.UsageError("--online is not available in this version")
+    result = operations.check(_paths(ctx), fix=fix)
+    ctx.exit(_report(result.after.snapshot.path, result.after.findings, result.repaired, as_json))
+
+
+@cli.command("app-registration")
+@click.option("--url", required=True, metavar="https://HOST",
+              help="The address users open OneDesk at.")
+@click.option("--json", "as_json", is_flag=True, help="The registration as Graph JSON.")
+@click.option("--az", "as_az", is_flag=True, help="Azure CLI commands that do it all.")
+def app_registration_command(url, as_json, as_az):
+    """What to register in Azure for this server."""
+    if as_json and as_az:
+        raise click.UsageError("choose one of --json and --az")
+    try:
+        base = registration.server_url(url)
+    except ValueError as exc:
+        raise click.BadParameter(f"{url!r} {exc}", param_hint="--url") from None
+    if as_json:
+        click.echo(json.dumps(registration.manifest(base), indent=2))
+    elif as_az:
+        click.echo(registration.az_commands(base), nl=False)
+    else:
+        click.echo(registration.portal_steps(base), nl=False)
+
+
+def main() -> None:
+    # A closed stdout (`| head`) is not an error worth a traceback.
+    try:
+        cli(prog_name="onedesk-azuread")
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(EXIT_PROBLEM)

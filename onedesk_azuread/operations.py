@@ -1,0 +1,154 @@
+"""What the commands do, over the settings file and the tool's state (no click here)."""
+
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Dict, List, Optional
+
+from . import CLIENT_ID, KEYS, SECRET, settings, shellfile, state, validation
+from .errors import OnedeskError
+from .settings import Paths, Snapshot
+from .validation import Finding
+
+
+class Refused(OnedeskError):
+    """Validation found errors in what would be written; nothing was written."""
+
+    def __init__(self, path: str, findings: List[Finding]):
+        self.path = path
+        self.findings = findings
+        count = len(validation.errors(findings))
+        super().__init__(f"{path}: not changed: {count} error{'s' if count != 1 else ''} "
+                         f"(fix them, or write anyway with --force)")
+
+
+def mask(secret: str) -> str:
+    """What may be shown of a secret: the 3-character hint Azure itself shows."""
+    return secret[:3] + "…" if len(secret) > 3 else "…"
+
+
+@dataclass
+class Inspection:
+    snapshot: Snapshot
+    expires: Optional[date]
+    findings: List[Finding]
+
+    @property
+    def values(self) -> Dict[str, Optional[str]]:
+        return {key: self.snapshot.doc.value(key) for key in KEYS}
+
+
+def inspect(paths: Paths, today: Optional[date] = None) -> Inspection:
+    snapshot = settings.read(paths.settings)
+    expires = state.load_expiry(paths.state_dir, snapshot.doc.value(SECRET))
+    findings = validation.validate(snapshot.doc, mode=snapshot.mode, uid=snapshot.uid,
+                                   expires=expires, today=today)
+    return Inspection(snapshot, expires, findings)
+
+
+@dataclass
+class CheckResult:
+    before: Inspection
+    after: Inspection
+    repaired: List[Finding] = field(default_factory=list)
+
+
+def check(paths: Paths, fix: bool = False, today: Optional[date] = None) -> CheckResult:
+    """Validate; with ``fix``, apply every repairable finding first (rewrite, mode, owner)."""
+    before = inspect(paths, today)
+    if not fix or not any(f.repairable for f in before.findings):
+        return CheckResult(before, before)
+
+    def canonical(snapshot: Snapshot) -> str:
+        return shellfile.rewrite(snapshot.doc, validation.canonical_values(snapshot.doc))
+
+    settings.update(paths.settings, canonical, fix_permissions=True)
+    after = inspect(paths, today)
+    still = {(f.code, f.key) for f in after.findings}
+    repaired = [f for f in before.findings if f.repairable and (f.code, f.key) not in still]
+    return CheckResult(before, after, repaired)
+
+
+def _lines(doc: shellfile.Document, key: str) -> List[str]:
+    return [doc.text[e.start:e.end] for e in doc.entries_for(key)]
+
+
+@dataclass
+class SetResult:
+    path: str
+    written: bool
+    changes: Dict[str, str]  # key -> "added" | "changed" | "unchanged"
+    findings: List[Finding]  # of the file as written (warnings, or errors under --force)
+    client_id: Optional[str]  # as written, for the report
+    backup: bool = False  # a previous version was kept as .bak
+    expiry_recorded: Optional[date] = None
+    expiry_cleared: bool = False
+
+
+def set_entries(paths: Paths, *, client_id: Optional[str] = None, secret: Optional[str] = None,
+                expires: Optional[date] = None, force: bool = False,
+                today: Optional[date] = None) -> SetResult:
+    """Set what is given; our lines are rewritten canonical. Refuses on errors unless ``force``."""
+    for name, given in (("client ID", client_id), ("secret", secret)):
+        if given is not None and ("\n" in given or "\0" in given):
+            # Not even --force: a line break would split our line and the file
+            # could no longer be read back.
+            raise OnedeskError(f"the {name} contains a line break or NUL byte; "
+                               f"give only the value, on one line")
+    outcome: Dict[str, object] = {}
+
+    def edit(snapshot: Snapshot) -> str:
+        doc = snapshot.doc
+        values = validation.canonical_values(doc)
+        if client_id is not None:
+            values[CLIENT_ID] = validation.normalize_client_id(client_id)
+        if secret is not None:
+            values[SECRET] = secret
+        new_text = shellfile.rewrite(doc, values)
+        new_doc = shellfile.parse(new_text, KEYS, paths.settings)
+        new_secret = new_doc.value(SECRET)
+        if expires is None and new_secret == doc.value(SECRET):
+            expiry = state.load_expiry(paths.state_dir, new_secret)
+        else:
+            expiry = expires
+        findings = validation.validate(new_doc, expires=expiry, today=today)
+        if validation.errors(findings) and not force:
+            raise Refused(paths.settings, findings)
+        outcome["findings"] = findings
+        outcome["changes"] = {
+            key: ("added" if doc.last(key) is None else
+                  "unchanged" if _lines(doc, key) == _lines(new_doc, key) else "changed")
+            for key, given in ((CLIENT_ID, client_id), (SECRET, secret)) if given is not None
+        }
+        outcome["secret_changed"] = new_secret != doc.value(SECRET)
+        outcome["secret"] = new_secret
+        outcome["client_id"] = new_doc.value(CLIENT_ID)
+        return new_text
+
+    if expires is not None and secret is None and client_id is None:
+        current = settings.read(paths.settings).doc.value(SECRET)
+        if not current:
+            raise OnedeskError(f"{paths.settings}: {SECRET} is not set, so there is no secret "
+                               f"to record an expiry for; give the secret too")
+    update = settings.update(paths.settings, edit)
+    result = SetResult(paths.settings, update.written, outcome["changes"], outcome["findings"],
+                       outcome["client_id"], update.written and update.before.exists)
+    if expires is not None:
+        state.save_expiry(paths.state_dir, outcome["secret"], expires)
+        result.expiry_recorded = expires
+    elif outcome["secret_changed"]:
+        state.clear_expiry(paths.state_dir)  # it belonged to the old secret
+        result.expiry_cleared = True
+    return result
+
+
+def unset_entries(paths: Paths) -> bool:
+    """Remove both entries. Returns whether the file changed."""
+    def edit(snapshot: Snapshot) -> str:
+        return shellfile.rewrite(snapshot.doc, {key: None for key in KEYS})
+
+    if not settings.read(paths.settings).exists:
+        return False
+    written = settings.update(paths.settings, edit).written
+    if written:
+        state.clear_expiry(paths.state_dir)
+    return written

@@ -1,0 +1,156 @@
+"""The settings file on disk: where it is, reading it, and locked, atomic, backed-up writes."""
+
+import os
+import stat
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+from . import KEYS, shellfile
+from .errors import ParseError, SettingsError
+from .fsutil import describe_oserror, locked_directory, regular_file_or_absent, replace_file
+
+DEFAULT_FILE = "/root/.OneDesk"
+STATE_DIR = "/var/lib/onedesk-azuread"
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Where the settings file and the tool's state live, under a root like `rpm --root`."""
+
+    root: str
+    settings: str
+    state_dir: str
+
+    @classmethod
+    def under(cls, root: Optional[str] = None, settings: Optional[str] = None) -> "Paths":
+        root = os.path.abspath(root or "/")
+        return cls(
+            root=root,
+            settings=os.path.abspath(settings) if settings else _join(root, DEFAULT_FILE),
+            state_dir=_join(root, STATE_DIR),
+        )
+
+
+def _join(root: str, absolute: str) -> str:
+    return os.path.join(root, absolute.lstrip("/"))
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The settings file as read at one moment."""
+
+    path: str
+    data: Optional[bytes]  # None when the file does not exist
+    mode: Optional[int]
+    uid: Optional[int]
+    gid: Optional[int]
+    doc: shellfile.Document
+
+    @property
+    def exists(self) -> bool:
+        return self.data is not None
+
+
+def decode(data: bytes, path: str) -> str:
+    """The file's text; a one-line error naming the line for NUL bytes or bad UTF-8."""
+    nul = data.find(b"\0")
+    if nul >= 0:
+        line = data.count(b"\n", 0, nul) + 1
+        raise ParseError(f"{path}:{line}: contains a NUL byte; "
+                         f"this is not a text settings file (restore it from {path}.bak?)")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ParseError(f"{path}:{line}: is not valid UTF-8 (byte 0x{data[exc.start]:02x}); "
+                         f"save the file as UTF-8") from None
+
+
+def read(path: str) -> Snapshot:
+    """Read and parse the settings file. A missing file reads as empty."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return Snapshot(path, None, None, None, None, shellfile.parse("", KEYS, path))
+    except IsADirectoryError:
+        raise SettingsError(f"{path}: is a directory, not a settings file "
+                            f"(name the file with --file)") from None
+    except OSError as exc:
+        raise SettingsError(describe_oserror(path, "read", exc)) from None
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise SettingsError(f"{path}: is a directory, not a settings file "
+                                f"(name the file with --file)")
+        if not stat.S_ISREG(st.st_mode):
+            raise SettingsError(f"{path}: is not a regular file (name the settings file "
+                                f"with --file)")
+        chunks = []
+        while True:
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    except OSError as exc:
+        raise SettingsError(describe_oserror(path, "read", exc)) from None
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
+    doc = shellfile.parse(decode(data, path), KEYS, path)
+    return Snapshot(path, data, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, doc)
+
+
+def _ensure_directory(path: str) -> str:
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+    except OSError as exc:
+        raise SettingsError(describe_oserror(directory, "create the directory", exc)) from None
+    return directory
+
+
+@dataclass(frozen=True)
+class Update:
+    before: Snapshot
+    written: bool  # the file's content changed
+    permissions_fixed: bool  # mode or owner changed
+
+
+def update(path: str, edit: Callable[[Snapshot], str], *, fix_permissions: bool = False) -> Update:
+    """Read-modify-write ``path`` under the lock.
+
+    ``edit`` gets the current snapshot and returns the new text (it may raise
+    to refuse). Unchanged text writes nothing. A write keeps the old file as
+    ``path.bak``, leaves mode 0600 and keeps the owner (root for a new file).
+    ``fix_permissions`` also makes an unchanged file mode 0600 owned by root.
+    """
+    directory = _ensure_directory(path)
+    with locked_directory(directory):
+        regular_file_or_absent(path)  # refuse symlinks and special files before anything
+        before = read(path)
+        text = edit(before)
+        data = text.encode("utf-8")
+        uid = 0 if (fix_permissions or before.uid is None) else before.uid
+        gid = 0 if (fix_permissions or before.gid is None) else before.gid
+        if before.exists and data == before.data:
+            fixed = fix_permissions and _fix_permissions(path, before)
+            return Update(before, False, fixed)
+        replace_file(path, data, uid=uid, gid=gid, backup=before.data)
+        return Update(before, True, fix_permissions and (before.mode != 0o600 or before.uid != 0))
+
+
+def _fix_permissions(path: str, before: Snapshot) -> bool:
+    """Mode 0600, owner root, on the file in place (no content change)."""
+    if before.mode == 0o600 and before.uid == 0 and before.gid == 0:
+        return False
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            os.fchmod(fd, 0o600)
+            if os.geteuid() == 0:
+                os.fchown(fd, 0, 0)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise SettingsError(describe_oserror(path, "change permissions of", exc)) from None
+    return True

@@ -1,0 +1,250 @@
+"""Will OneDesk's install scripts get correct values from this file as it stands?
+
+Pure: findings are computed from parsed text and plain facts (file mode and
+owner, the recorded expiry, today's date). The value checks are configobj's
+``Validator`` with a configspec and our own check functions; the syntax and
+file-level findings come from the parser's facts.
+"""
+
+import re
+from dataclasses import dataclass
+from datetime import date
+from typing import Dict, List, Optional
+
+from configobj import ConfigObj
+
+try:
+    from configobj.validate import ValidateError, Validator
+except ImportError:  # configobj 5.0.6 (EL 9) ships validate as a top-level module
+    from validate import ValidateError, Validator
+
+from . import CLIENT_ID, KEYS, SECRET, shellfile
+
+ERROR = "error"
+WARNING = "warning"
+
+EXPIRY_WARNING_DAYS = 30
+SECRET_MIN, SECRET_MAX = 16, 64
+
+GUID = re.compile(r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}")
+# Secrets issued since 2021: a 3-character hint, a digit, "Q~", then the rest.
+CURRENT_SECRET = re.compile(r"[A-Za-z0-9_~.]{3}\dQ~[A-Za-z0-9_~.-]{31,34}")
+_FORBIDDEN_IN_SECRET = re.compile(r"[\s\x00-\x1f\x7f]|[^\x00-\x7f]")
+
+FIX_REWRITE = "onedesk-azuread check --fix"
+FIX_CLIENT_ID = "onedesk-azuread set --client-id ID"
+FIX_SECRET = "onedesk-azuread set --secret-prompt"
+SET_COMMAND = {CLIENT_ID: FIX_CLIENT_ID, SECRET: FIX_SECRET}
+
+
+@dataclass(frozen=True)
+class Finding:
+    code: str  # stable identifier, documented in the README
+    severity: str  # ERROR or WARNING
+    key: Optional[str]  # the entry concerned, None for the file itself
+    message: str  # what is wrong and the command that fixes it
+    repairable: bool  # whether `check --fix` repairs it
+    line: Optional[int] = None
+
+    def describe(self, path: str) -> str:
+        where = f"{path}:{self.line}" if self.line else path
+        return f"{where}: {self.severity}: {self.message}"
+
+    def as_dict(self) -> Dict[str, object]:
+        return {
+            "code": self.code,
+            "severity": self.severity,
+            "key": self.key,
+            "line": self.line,
+            "message": self.message,
+            "repairable": self.repairable,
+        }
+
+
+class _Invalid(ValidateError):
+    """A value check failed. Carries a code, never the value itself."""
+
+    def __init__(self, code: str, detail: str = ""):
+        super().__init__(code)
+        self.code = code
+        self.detail = detail
+
+
+def normalize_client_id(value: str) -> str:
+    """The client ID as the rewrite stores it: no surrounding space or braces."""
+    stripped = value.strip()
+    if stripped.startswith("{") and stripped.endswith("}"):
+        stripped = stripped[1:-1].strip()
+    return stripped
+
+
+def _check_client_id(value: str) -> str:
+    if not value.strip():
+        raise _Invalid("empty")
+    bare = normalize_client_id(value)
+    if not GUID.fullmatch(bare):
+        raise _Invalid("client-id-not-guid")
+    return bare
+
+
+def _check_secret(value: str) -> str:
+    if not value:
+        raise _Invalid("empty")
+    if GUID.fullmatch(value.strip()):
+        raise _Invalid("secret-is-secret-id")
+    if not SECRET_MIN <= len(value) <= SECRET_MAX:
+        raise _Invalid("secret-length", str(len(value)))
+    if _FORBIDDEN_IN_SECRET.search(value):
+        raise _Invalid("secret-charset")
+    return value
+
+
+_VALIDATOR = Validator({"azure_client_id": _check_client_id, "azure_client_secret": _check_secret})
+_SPEC = [f"{CLIENT_ID} = azure_client_id()", f"{SECRET} = azure_client_secret()"]
+
+
+def _check_values(values: Dict[str, str]) -> Dict[str, object]:
+    """Run the configspec over ``values``: key -> normalized value or _Invalid."""
+    config = ConfigObj(values, configspec=_SPEC, interpolation=False, list_values=False)
+    outcome = config.validate(_VALIDATOR, preserve_errors=True)
+    results: Dict[str, object] = {}
+    for key in values:
+        verdict = True if outcome is True else outcome.get(key, True)
+        results[key] = config[key] if verdict is True else verdict
+    return results
+
+
+def canonical_values(doc: shellfile.Document) -> Dict[str, str]:
+    """The values the canonical rewrite writes for entries present with a known value."""
+    values = {}
+    for key in KEYS:
+        value = doc.value(key)
+        if value is None:
+            continue
+        values[key] = normalize_client_id(value) if key == CLIENT_ID else value
+    return values
+
+
+def _syntax_findings(doc: shellfile.Document) -> List[Finding]:
+    texts = {
+        shellfile.CRLF: (ERROR, True, "{key} ends in a Windows line ending (CRLF); bash keeps "
+                         "the carriage return in the value. Fix: " + FIX_REWRITE),
+        shellfile.BOM: (ERROR, True, "{key} has a UTF-8 byte order mark glued to it, so bash "
+                        "does not see the assignment. Fix: " + FIX_REWRITE),
+        shellfile.SPACED: (ERROR, True, "{key} has spaces around '=', so bash runs it as a "
+                           "command and never sets it. Fix: " + FIX_REWRITE),
+        shellfile.EXPANSION: (ERROR, False, "{key} uses shell expansion ($, ` or a leading ~), "
+                              "so its value is not what is written. Fix: {set}"),
+        shellfile.TRAILING: (ERROR, False, "{key} has more shell words after the value, so bash "
+                             "does not set it. Fix: {set}"),
+    }
+    findings = []
+    for key in KEYS:
+        entries = doc.entries_for(key)
+        if len(entries) > 1:
+            lines = ", ".join(str(e.line) for e in entries)
+            findings.append(Finding(
+                "duplicate", WARNING, key,
+                f"{key} is defined {len(entries)} times (lines {lines}); bash uses the last. "
+                f"Fix: {FIX_REWRITE}", True, entries[-1].line))
+        for entry in entries:
+            for problem in entry.problems:
+                severity, repairable, text = texts[problem]
+                if not repairable and entry is not entries[-1]:
+                    continue  # an earlier definition that is overridden anyway
+                findings.append(Finding(problem, severity, key,
+                                        text.format(key=key, set=SET_COMMAND[key]),
+                                        repairable, entry.line))
+    return findings
+
+
+def _value_findings(doc: shellfile.Document) -> List[Finding]:
+    findings = []
+    present = {}
+    for key in KEYS:
+        last = doc.last(key)
+        if last is None:
+            findings.append(Finding("missing", ERROR, key,
+                                    f"{key} is not set. Fix: {SET_COMMAND[key]}", False))
+        elif last.value is not None:
+            present[key] = last.value
+    results = _check_values(present)
+    for key, result in results.items():
+        line = doc.last(key).line
+        if isinstance(result, _Invalid):
+            findings.append(Finding(result.code, ERROR, key,
+                                    _value_message(key, result), False, line))
+        elif key == CLIENT_ID and result != present[key]:
+            findings.append(Finding(
+                "client-id-braces", ERROR, key,
+                f"{key} has braces or spaces around the GUID, which OneDesk does not strip. "
+                f"Fix: {FIX_REWRITE}", True, line))
+        elif key == SECRET and not CURRENT_SECRET.fullmatch(result):
+            findings.append(Finding(
+                "secret-format", WARNING, key,
+                f"{key} is not in the current Azure format (about 40 characters with 'Q~' "
+                "after the first four); older secrets still work, but make sure it is the "
+                "secret's Value", False, line))
+    return findings
+
+
+def _value_message(key: str, error: _Invalid) -> str:
+    fix = SET_COMMAND[key]
+    if error.code == "empty":
+        return f"{key} is empty. Fix: {fix}"
+    if error.code == "client-id-not-guid":
+        return (f"{key} is not a GUID; copy the 'Application (client) ID' from the app's "
+                f"Overview page in Azure. Fix: {fix}")
+    if error.code == "secret-is-secret-id":
+        return (f"{key} holds a GUID: the Secret ID was pasted, not the Secret Value. Create a "
+                f"new client secret in Azure, copy its Value, then run: {fix}")
+    if error.code == "secret-length":
+        return (f"{key} is {error.detail} characters long; a client secret value has "
+                f"{SECRET_MIN} to {SECRET_MAX}. Fix: {fix}")
+    return (f"{key} contains whitespace, control or non-ASCII characters, which no client "
+            f"secret has. Fix: {fix}")
+
+
+def _file_findings(mode: Optional[int], uid: Optional[int]) -> List[Finding]:
+    findings = []
+    if mode is not None and mode & 0o077:
+        findings.append(Finding(
+            "file-mode", WARNING, None,
+            f"the file is readable or writable by group or others (mode {mode & 0o7777:04o}) "
+            f"and holds a secret. Fix: {FIX_REWRITE}", True))
+    if uid is not None and uid != 0:
+        findings.append(Finding("file-owner", WARNING, None,
+                                f"the file is owned by uid {uid}, not root. Fix: {FIX_REWRITE}",
+                                True))
+    return findings
+
+
+def _expiry_findings(expires: Optional[date], today: date) -> List[Finding]:
+    if expires is None:
+        return []
+    renew = f"create a new client secret in Azure, then run: {FIX_SECRET} --expires YYYY-MM-DD"
+    days = (expires - today).days
+    if days < 0:
+        return [Finding("secret-expired", ERROR, SECRET,
+                        f"the client secret expired on {expires.isoformat()}; {renew}", False)]
+    if days <= EXPIRY_WARNING_DAYS:
+        return [Finding("secret-expires-soon", WARNING, SECRET,
+                        f"the client secret expires on {expires.isoformat()} (in {days} days); "
+                        f"{renew}", False)]
+    return []
+
+
+def validate(doc: shellfile.Document, *, mode: Optional[int] = None, uid: Optional[int] = None,
+             expires: Optional[date] = None, today: Optional[date] = None) -> List[Finding]:
+    """All findings for a parsed settings file; errors first, then warnings."""
+    findings = (_syntax_findings(doc) + _value_findings(doc) + _file_findings(mode, uid)
+                + _expiry_findings(expires, today or date.today()))
+    return sorted(findings, key=lambda f: (f.severity != ERROR, f.line or 0))
+
+
+def errors(findings: List[Finding]) -> List[Finding]:
+    return [f for f in findings if f.severity == ERROR]
+
+
+def unrepairable_errors(findings: List[Finding]) -> List[Finding]:
+    return [f for f in findings if f.severity == ERROR and not f.repairable]

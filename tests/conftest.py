@@ -1,0 +1,63 @@
+"""Shared fixtures: a throw-away root, the CLI through click's CliRunner, bash as the oracle."""
+
+import os
+import subprocess
+
+import pytest
+from click.testing import CliRunner
+
+from onedesk_azuread.cli import cli
+
+# Made-up credentials in Azure's real formats. Never real ones.
+CLIENT_ID = "0b5c3a1e-7d2f-4c8a-9e61-3f4d2b1a0c9e"
+SECRET = "Xk74Q~pL.mN3-rT_vW8yZ1aB2cD3eF4gH5iJ6kL7m"  # current format, 41 characters
+OTHER_SECRET = "Qa92Q~zY8xW7vU6tS5rQ4pO3nM2lK1jI0hG9fE8d"
+SECRET_ID = "9f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a"  # what a pasted Secret ID looks like
+
+
+def make_runner() -> CliRunner:
+    try:  # click < 8.2 mixes stderr into output unless told not to
+        return CliRunner(mix_stderr=False)
+    except TypeError:
+        return CliRunner()
+
+
+class Cli:
+    """Runs `onedesk-azuread --root ROOT ...` in-process and keeps the result."""
+
+    def __init__(self, root):
+        self.root = str(root)
+        self.runner = make_runner()
+
+    def __call__(self, *args, input=None, root=True):
+        argv = (["--root", self.root] if root else []) + list(args)
+        result = self.runner.invoke(cli, argv, input=input, catch_exceptions=False)
+        return result
+
+
+@pytest.fixture
+def root(tmp_path):
+    path = tmp_path / "sysroot"
+    (path / "root").mkdir(parents=True)
+    os.chmod(path / "root", 0o700)
+    return path
+
+
+@pytest.fixture
+def settings_path(root):
+    return root / "root" / ".OneDesk"
+
+
+@pytest.fixture
+def run(root):
+    return Cli(root)
+
+
+def bash_reads(path, *keys):
+    """What bash assigns to ``keys`` when it sources ``path`` (None when unset)."""
+    script = 'set -a; . "$1" >/dev/null 2>&1; shift; for k; do ' \
+             'if [ -n "${!k+x}" ]; then printf "1%s\\0" "${!k}"; else printf "0\\0"; fi; done'
+    out = subprocess.run(["bash", "-c", script, "bash", str(path), *keys],
+                         capture_output=True, check=True, env={"PATH": os.environ["PATH"]}).stdout
+    values = out.split(b"\0")[:-1]
+    return [v[1:].decode("utf-8") if v[:1] == b"1" else None for v in values]
