@@ -63,16 +63,33 @@ def cli(ctx: click.Context, root: Optional[str], settings_file: Optional[str]) -
     ctx.obj = Paths.under(root, settings_file)
 
 
+class _Date(click.ParamType):
+    name = "date"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, date):
+            return value
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            self.fail(f"{value!r} is not a date written YYYY-MM-DD", param, ctx)
+
+
 def _read_secret_file(path: str) -> str:
     try:
         with open(path, "rb") as handle:
             data = handle.read()
     except OSError as exc:
         raise click.BadParameter(f"{path}: {exc.strerror}", param_hint="--secret-file") from None
+    return _decode_secret(data, path, "--secret-file")
+
+
+def _decode_secret(data: bytes, source: str, option: str) -> str:
+    """Bytes as given (no newline translation), less the line end that `echo` adds."""
     try:
         return data.decode("utf-8").rstrip("\r\n")
     except UnicodeDecodeError:
-        raise click.BadParameter(f"{path}: is not UTF-8 text", param_hint="--secret-file") from None
+        raise click.BadParameter(f"{source} is not UTF-8 text", param_hint=option) from None
 
 
 @cli.command("set")
@@ -80,7 +97,7 @@ def _read_secret_file(path: str) -> str:
 @click.option("--secret-stdin", is_flag=True, help="Read the client secret value from stdin.")
 @click.option("--secret-file", metavar="PATH", help="Read the client secret value from a file.")
 @click.option("--secret-prompt", is_flag=True, help="Ask for the client secret value, hidden.")
-@click.option("--expires", type=click.DateTime(formats=["%Y-%m-%d"]), metavar="YYYY-MM-DD",
+@click.option("--expires", type=_Date(), metavar="YYYY-MM-DD",
               help="Record when the secret expires (kept in the tool's state).")
 @click.option("--force", is_flag=True, help="Write even when validation finds errors.")
 @click.pass_context
@@ -99,7 +116,7 @@ def set_command(ctx, client_id, secret_stdin, secret_file, secret_prompt, expire
         client_id = click.prompt("Application (client) ID", default=current or None, err=True)
         secret_prompt = True
     if secret_stdin:
-        secret = click.get_text_stream("stdin").read().rstrip("\r\n")
+        secret = _decode_secret(sys.stdin.buffer.read(), "stdin", "--secret-stdin")
     elif secret_file:
         secret = _read_secret_file(secret_file)
     elif secret_prompt:
@@ -108,7 +125,7 @@ def set_command(ctx, client_id, secret_stdin, secret_file, secret_prompt, expire
         raise click.UsageError("nothing to set: give --client-id, a secret option or --expires "
                                "(or no options at all to be asked)")
     result = operations.set_entries(paths, client_id=client_id, secret=secret,
-                                    expires=expires.date() if expires else None, force=force)
+                                    expires=expires, force=force)
     for finding in result.findings:
         _say(finding.describe(result.path))
     for key, change in result.changes.items():

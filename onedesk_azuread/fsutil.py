@@ -65,6 +65,21 @@ def write_temp(directory: str, name: str, data: bytes, uid: Optional[int], gid: 
     return tmp
 
 
+def remove_stale_temps(path: str) -> None:
+    """Delete temp files a killed writer left beside ``path``. Call only under the lock:
+    then no live writer owns one."""
+    directory, name = os.path.split(os.path.abspath(path))
+    prefixes = (f".{name}.", f".{name}.bak.")
+    try:
+        leftovers = [entry for entry in os.listdir(directory)
+                     if entry.startswith(prefixes) and entry.endswith(".tmp")]
+    except OSError:
+        return
+    for entry in leftovers:
+        with contextlib.suppress(OSError):
+            os.unlink(os.path.join(directory, entry))
+
+
 def fsync_directory(directory: str) -> None:
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:

@@ -7,7 +7,13 @@ from typing import Callable, Optional
 
 from . import KEYS, shellfile
 from .errors import ParseError, SettingsError
-from .fsutil import describe_oserror, locked_directory, regular_file_or_absent, replace_file
+from .fsutil import (
+    describe_oserror,
+    locked_directory,
+    regular_file_or_absent,
+    remove_stale_temps,
+    replace_file,
+)
 
 DEFAULT_FILE = "/root/.OneDesk"
 STATE_DIR = "/var/lib/onedesk-azuread"
@@ -129,6 +135,7 @@ def update(path: str, edit: Callable[[Snapshot], str], *, fix_permissions: bool 
         regular_file_or_absent(path)  # refuse symlinks and special files before anything
         before = read(path)
         text = edit(before)
+        remove_stale_temps(path)
         data = text.encode("utf-8")
         uid = 0 if (fix_permissions or before.uid is None) else before.uid
         gid = 0 if (fix_permissions or before.gid is None) else before.gid

@@ -1,0 +1,292 @@
+"""The CLI contract: commands, output streams, exit codes, masking, the bash oracle."""
+
+import json
+import os
+import stat
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from .conftest import CLIENT_ID, OTHER_SECRET, SECRET, SECRET_ID, Cli, bash_reads
+
+GOOD = f"AZUREAD_CID={CLIENT_ID}\nAZUREAD_CIS={SECRET}\n"
+
+
+def no_secret_in(result, secret=SECRET):
+    assert secret not in result.stdout
+    assert secret not in result.stderr
+
+
+def set_good(run):
+    result = run("set", "--client-id", CLIENT_ID, "--secret-stdin", input=SECRET + "\n")
+    assert result.exit_code == 0, result.stderr
+    return result
+
+
+def test_set_from_stdin_creates_a_private_file_and_says_what_next(run, settings_path):
+    result = set_good(run)
+    assert settings_path.read_text() == GOOD
+    st_ = settings_path.stat()
+    assert stat.S_IMODE(st_.st_mode) == 0o600
+    assert st_.st_uid == os.geteuid()
+    assert f"AZUREAD_CIS: added ({SECRET[:3]}…)" in result.stderr
+    assert "dnf remove onedesk-db-utils" in result.stderr
+    assert result.stdout == ""
+    no_secret_in(result)
+    assert bash_reads(settings_path, "AZUREAD_CID", "AZUREAD_CIS") == [CLIENT_ID, SECRET]
+
+
+def test_set_from_file_and_from_hidden_prompt(run, settings_path, tmp_path):
+    secret_file = tmp_path / "secret"
+    secret_file.write_text(SECRET + "\r\n")
+    assert run("set", "--client-id", CLIENT_ID, "--secret-file", str(secret_file)).exit_code == 0
+    assert settings_path.read_text() == GOOD
+    result = run("set", "--secret-prompt", input=OTHER_SECRET + "\n")
+    assert result.exit_code == 0, result.stderr
+    assert bash_reads(settings_path, "AZUREAD_CIS") == [OTHER_SECRET]
+    no_secret_in(result, OTHER_SECRET)
+
+
+def test_set_without_options_asks_for_both(run, settings_path):
+    result = run("set", input=f"{CLIENT_ID}\n{SECRET}\n")
+    assert result.exit_code == 0, result.stderr
+    assert settings_path.read_text() == GOOD
+    assert "Application (client) ID" in result.stderr
+    no_secret_in(result)
+
+
+def test_set_with_an_option_never_prompts(run, settings_path):
+    result = run("set", "--client-id", CLIENT_ID, input=f"{SECRET}\n")
+    assert result.exit_code == 1  # the secret is missing, and nobody was asked for it
+    assert "AZUREAD_CIS is not set" in result.stderr
+    assert not settings_path.exists()
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--secret-stdin", "--secret-prompt"], "one way only"),
+    (["--force"], "nothing to set"),
+    (["--expires", "31/12/2027"], "YYYY-MM-DD"),
+    (["--secret", SECRET], "No such option"),
+])
+def test_set_usage_errors_exit_2(run, settings_path, args, words):
+    result = run("set", *args, input="")
+    assert result.exit_code == 2
+    assert words in result.stderr
+    assert not settings_path.exists()
+
+
+def test_pasted_secret_id_is_refused_and_nothing_changes(run, settings_path):
+    set_good(run)
+    before = settings_path.read_bytes()
+    result = run("set", "--secret-stdin", input=SECRET_ID)
+    assert result.exit_code == 1
+    assert "the Secret ID was pasted, not the Secret Value" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert settings_path.read_bytes() == before
+    forced = run("set", "--secret-stdin", "--force", input=SECRET_ID)
+    assert forced.exit_code == 0
+    assert "the Secret ID was pasted" in forced.stderr
+    assert bash_reads(settings_path, "AZUREAD_CIS") == [SECRET_ID]
+
+
+def test_a_line_break_in_the_secret_is_refused_even_with_force(run, settings_path):
+    result = run("set", "--client-id", CLIENT_ID, "--secret-stdin", "--force",
+                 input=SECRET[:20] + "\n" + SECRET[20:])
+    assert result.exit_code == 1
+    assert "line break" in result.stderr
+    assert not settings_path.exists()
+
+
+def test_setting_the_same_values_changes_nothing(run, settings_path):
+    set_good(run)
+    inode, data = settings_path.stat().st_ino, settings_path.read_bytes()
+    result = run("set", "--client-id", CLIENT_ID, "--secret-stdin", input=SECRET)
+    assert result.exit_code == 0
+    assert "unchanged" in result.stderr
+    assert (settings_path.stat().st_ino, settings_path.read_bytes()) == (inode, data)
+    assert not (settings_path.parent / ".OneDesk.bak").exists()
+
+
+def test_set_keeps_other_lines_and_a_backup(run, settings_path):
+    original = b"DB_HOST=db1\r\n# keep me\nAZUREAD_CIS=old1Q~xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\nZ=1"
+    settings_path.write_bytes(original)
+    os.chmod(settings_path, 0o644)
+    assert set_good(run).exit_code == 0
+    assert settings_path.read_bytes() == (
+        b"DB_HOST=db1\r\n# keep me\n" + f"AZUREAD_CIS={SECRET}\nZ=1\nAZUREAD_CID={CLIENT_ID}\n".encode())
+    backup = settings_path.parent / ".OneDesk.bak"
+    assert backup.read_bytes() == original
+    assert stat.S_IMODE(backup.stat().st_mode) == 0o600
+    assert stat.S_IMODE(settings_path.stat().st_mode) == 0o600
+
+
+def test_expiry_is_recorded_in_state_not_in_the_file(run, root, settings_path):
+    result = run("set", "--client-id", CLIENT_ID, "--secret-stdin", "--expires", "2099-01-31",
+                 input=SECRET)
+    assert result.exit_code == 0, result.stderr
+    assert "2099" not in settings_path.read_text()
+    record = root / "var/lib/onedesk-azuread/expiry.json"
+    assert stat.S_IMODE(record.stat().st_mode) == 0o600
+    assert SECRET not in record.read_text()
+    shown = json.loads(run("show", "--json").stdout)
+    assert shown["expires"] == "2099-01-31"
+    # A new secret without --expires does not inherit the old secret's date.
+    assert run("set", "--secret-stdin", input=OTHER_SECRET).exit_code == 0
+    assert json.loads(run("show", "--json").stdout)["expires"] is None
+
+
+def test_expiry_alone_applies_to_the_current_secret_and_past_dates_refuse(run, settings_path):
+    set_good(run)
+    assert run("set", "--expires", "2099-02-01").exit_code == 0
+    assert json.loads(run("show", "--json").stdout)["expires"] == "2099-02-01"
+    result = run("set", "--expires", "2020-01-01")
+    assert result.exit_code == 1
+    assert "expired on 2020-01-01" in result.stderr
+    assert json.loads(run("show", "--json").stdout)["expires"] == "2099-02-01"
+
+
+def test_unset_removes_both_and_keeps_a_backup(run, settings_path):
+    settings_path.write_text("A=1\n" + GOOD + "B=2\n")
+    result = run("unset")
+    assert result.exit_code == 0
+    assert settings_path.read_text() == "A=1\nB=2\n"
+    assert (settings_path.parent / ".OneDesk.bak").read_text() == "A=1\n" + GOOD + "B=2\n"
+    assert run("unset").exit_code == 0
+    assert "no Azure AD entries" in run("unset").stderr
+
+
+def test_show_masks_unless_reveal(run, settings_path):
+    set_good(run)
+    text = run("show")
+    assert text.exit_code == 0
+    assert f"{SECRET[:3]}… (masked" in text.stdout
+    assert CLIENT_ID in text.stdout and "mode 0600" in text.stdout
+    no_secret_in(text)
+    data = json.loads(run("show", "--json").stdout)
+    assert data == {"file": str(settings_path), "exists": True, "mode": "0600",
+                    "owner": "root" if os.geteuid() == 0 else data["owner"],
+                    "client_id": CLIENT_ID, "secret": SECRET[:3] + "…",
+                    "secret_revealed": False, "expires": None}
+    assert json.loads(run("show", "--json", "--reveal").stdout)["secret"] == SECRET
+    assert SECRET in run("show", "--reveal").stdout
+
+
+def test_show_missing_file(run):
+    data = json.loads(run("show", "--json").stdout)
+    assert (data["exists"], data["client_id"], data["secret"]) == (False, None, None)
+
+
+def test_check_exit_codes_and_json(run, settings_path):
+    settings_path.write_text(GOOD)
+    os.chmod(settings_path, 0o600)
+    ok = run("check")
+    assert ok.exit_code == 0, ok.stdout
+    settings_path.write_text(f"AZUREAD_CID={CLIENT_ID}\nAZUREAD_CIS={SECRET_ID}\n")
+    bad = run("check", "--json")
+    assert bad.exit_code == 1
+    report = json.loads(bad.stdout)
+    assert report["ok"] is False and report["errors"] == 1
+    assert report["findings"][0]["code"] == "secret-is-secret-id"
+    assert set(report["findings"][0]) == {"code", "severity", "key", "line", "message",
+                                          "repairable"}
+
+
+def test_check_fix_repairs_windows_line_endings_mode_and_owner(run, settings_path):
+    other = b"DB_HOST=db1\r\n# comment\r\n"
+    settings_path.write_bytes(other + f"AZUREAD_CID = {{{CLIENT_ID}}}\r\n"
+                                      f"AZUREAD_CIS='{SECRET}'\r\n".encode())
+    os.chmod(settings_path, 0o644)
+    assert run("check").exit_code == 1
+    before = settings_path.read_bytes()
+    result = run("check", "--fix")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert "repaired: crlf" in result.stderr
+    assert settings_path.read_bytes() == other + GOOD.encode()
+    assert stat.S_IMODE(settings_path.stat().st_mode) == 0o600
+    assert (settings_path.parent / ".OneDesk.bak").read_bytes() == before
+    assert bash_reads(settings_path, "AZUREAD_CID", "AZUREAD_CIS") == [CLIENT_ID, SECRET]
+    no_secret_in(result)
+
+
+def test_check_fix_leaves_what_it_cannot_repair(run, settings_path):
+    settings_path.write_text(f"AZUREAD_CID={CLIENT_ID}\r\nAZUREAD_CIS={SECRET_ID}\n")
+    result = run("check", "--fix", "--json")
+    assert result.exit_code == 1
+    report = json.loads(result.stdout)
+    assert report["repaired"] == ["crlf", "file-mode"]
+    assert [f["code"] for f in report["findings"]] == ["secret-is-secret-id"]
+
+
+def test_file_option_names_the_file(tmp_path):
+    target = tmp_path / "custom.env"
+    run = Cli(tmp_path)
+    result = run("--file", str(target), "set", "--client-id", CLIENT_ID, "--secret-stdin",
+                 input=SECRET, root=False)
+    assert result.exit_code == 0, result.stderr
+    assert bash_reads(target, "AZUREAD_CIS") == [SECRET]
+
+
+def test_app_registration(run):
+    text = run("app-registration", "--url", "https://helpdesk.example.com")
+    assert text.exit_code == 0
+    assert "https://helpdesk.example.com/integrations/office365/oauth2redirectWithAuthCode" \
+        in text.stdout
+    assert "https://helpdesk.example.com/integrations/azuread/token" in text.stdout
+    manifest = json.loads(run("app-registration", "--url", "https://h.example", "--json").stdout)
+    access = manifest["requiredResourceAccess"][0]
+    assert access["resourceAppId"] == "00000003-0000-0000-c000-000000000000"
+    assert len(access["resourceAccess"]) == 11
+    assert {"id": "e1fe6dd8-ba31-4d61-89e7-88639da4683d", "type": "Scope"} \
+        in access["resourceAccess"]
+    assert manifest["optionalClaims"] == {"idToken": [{"name": "email", "essential": False}]}
+    assert manifest["signInAudience"] == "AzureADMultipleOrgs"
+    script = run("app-registration", "--url", "https://h.example:8443", "--az").stdout
+    assert "az ad sp create" in script and "--append" in script
+    assert "--secret-stdin" in script and "https://h.example:8443/integrations" in script
+
+
+@pytest.mark.parametrize("url", ["http://h.example", "https://", "https://h.example/onedesk",
+                                 "h.example"])
+def test_app_registration_rejects_bad_urls(run, url):
+    result = run("app-registration", "--url", url)
+    assert result.exit_code == 2
+    assert "--url" in result.stderr
+
+
+OTHER_LINES = st.lists(st.one_of(
+    st.sampled_from(["# comment\n", "\n", "DB_HOST=db.local\n", "export PATH_X=/opt/x\n",
+                     "WIN=1\r\n", "Q='multi\nAZUREAD_CIS=inside-a-quote\nline'\n",
+                     'D="x # y"\n', "  # indented AZUREAD_CID=no\n", "NOEOL=1"]),
+    st.from_regex(r"[A-Z][A-Z0-9_]{0,8}=[a-z0-9]{0,8}\n", fullmatch=True),
+), max_size=8)
+SECRETS = st.text(st.characters(codec="utf-8", blacklist_characters="\n\x00",
+                                blacklist_categories=("Cs",)), min_size=1, max_size=64) | \
+    st.text(st.sampled_from("'\"$`\\ #~:-abcQ9\t"), min_size=1, max_size=30)
+
+
+@settings(max_examples=120, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(before=OTHER_LINES, after=OTHER_LINES, old=st.booleans(), secret=SECRETS)
+def test_bash_reads_back_exactly_the_secret_and_other_lines_are_kept(tmp_path, before, after,
+                                                                     old, secret):
+    path = tmp_path / "root" / ".OneDesk"
+    path.parent.mkdir(exist_ok=True)
+    before = [line if line.endswith("\n") else line + "\n" for line in before]
+    ours = ["AZUREAD_CIS='old value'\n"] if old else []
+    path.write_bytes("".join(before + ours + after).encode())
+    result = Cli(tmp_path)("set", "--secret-stdin", "--force", input=secret)
+    assert result.exit_code == 0, result.stderr
+    if old:
+        expected = "".join(before) + f"AZUREAD_CIS={_quoted(secret)}\n" + "".join(after)
+    else:
+        rest = "".join(before + after)
+        sep = "\n" if rest and not rest.endswith("\n") else ""
+        expected = rest + sep + f"AZUREAD_CIS={_quoted(secret)}\n"
+    assert path.read_bytes() == expected.encode()
+    assert bash_reads(path, "AZUREAD_CIS") == [secret.rstrip("\r\n")]
+
+
+def _quoted(value):
+    from onedesk_azuread.shellfile import quote
+    return quote(value.rstrip("\r\n"))

@@ -1,0 +1,206 @@
+"""Nothing lost: bad input, odd files, full and read-only disks, concurrency, kill -9."""
+
+import multiprocessing
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from onedesk_azuread import settings, shellfile
+
+from .conftest import CLIENT_ID, SECRET, Cli
+
+GOOD = f"AZUREAD_CID={CLIENT_ID}\nAZUREAD_CIS={SECRET}\n"
+SET = ("set", "--client-id", CLIENT_ID, "--secret-stdin")
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="mounts need root (CI runs as root)")
+
+
+def snapshot(directory):
+    """Every file below ``directory`` with its bytes and mode: 'no change on disk' made checkable."""
+    found = {}
+    for base, _, files in os.walk(directory):
+        for name in files:
+            path = os.path.join(base, name)
+            st = os.lstat(path)
+            found[path] = (st.st_mode, open(path, "rb").read() if os.path.isfile(path) else None)
+    return found
+
+
+def assert_one_line_error(result, *words):
+    assert result.exit_code == 1
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    for word in words:
+        assert word in lines[0]
+    assert SECRET not in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize("content, words", [
+    (b"A=1\n\xff\xfe=2\n", ["not valid UTF-8", ":2:"]),
+    (b"A=1\nB=2\x00\n", ["NUL byte", ":2:"]),
+    (b"A=1\nAZUREAD_CIS='unterminated\nB=2\n", ["unterminated quote", ":2:"]),
+])
+@pytest.mark.parametrize("command", [("check",), ("show",), SET, ("unset",), ("check", "--fix")])
+def test_unreadable_content_is_a_one_line_error_and_nothing_changes(run, root, settings_path,
+                                                                   content, words, command):
+    settings_path.write_bytes(content)
+    before = snapshot(root)
+    result = run(*command, input=SECRET)
+    assert_one_line_error(result, str(settings_path), *words)
+    assert snapshot(root) == before
+
+
+@pytest.mark.parametrize("command", [("check",), SET, ("show",)])
+def test_a_directory_is_not_a_settings_file(run, root, settings_path, command):
+    settings_path.mkdir()
+    before = snapshot(root)
+    assert_one_line_error(run(*command, input=SECRET), str(settings_path), "is a directory")
+    assert snapshot(root) == before
+
+
+def test_symlinks_are_read_but_never_written_through(run, root, settings_path, tmp_path):
+    real = tmp_path / "real"
+    real.write_text(GOOD)
+    settings_path.symlink_to(real)
+    assert run("check").exit_code in (0, 1)  # reading through the link is fine
+    result = run("set", "--secret-stdin", input="Qa92Q~zY8xW7vU6tS5rQ4pO3nM2lK1jI0hG9fE8d")
+    assert_one_line_error(result, "symbolic link")
+    assert real.read_text() == GOOD and settings_path.is_symlink()
+
+
+def test_an_unreadable_file_is_a_one_line_error(root, settings_path):
+    settings_path.write_text(GOOD)
+    os.chmod(settings_path, 0o600)
+    os.chmod(root / "root", 0o755)
+    # Run as an unprivileged user so permissions apply even when the tests run as root.
+    code = "from onedesk_azuread.cli import main; main()"
+    drop = None
+    if os.geteuid() == 0:
+        def drop():
+            os.setgid(65534)
+            os.setuid(65534)
+    proc = subprocess.run([sys.executable, "-c", code, "--root", str(root), "check"],
+                          capture_output=True, text=True, preexec_fn=drop,
+                          cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert proc.returncode == 1
+    assert proc.stderr.strip().count("\n") == 0
+    assert "Permission denied" in proc.stderr and str(settings_path) in proc.stderr
+
+
+@pytest.fixture
+def small_fs(tmp_path):
+    mount = tmp_path / "mnt"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs", str(mount)],
+                   check=True)
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+@needs_root
+def test_read_only_filesystem(small_fs):
+    (small_fs / "root").mkdir()
+    path = small_fs / "root" / ".OneDesk"
+    path.write_text("A=1\n")
+    subprocess.run(["mount", "-o", "remount,ro", str(small_fs)], check=True)
+    before = snapshot(small_fs)
+    result = Cli(small_fs)(*SET, input=SECRET)
+    assert_one_line_error(result, str(path), "Read-only file system")
+    assert snapshot(small_fs) == before
+
+
+@needs_root
+def test_full_filesystem(small_fs):
+    (small_fs / "root").mkdir()
+    path = small_fs / "root" / ".OneDesk"
+    path.write_bytes(b"# padding\n" * 2000)  # 20 kB that must be written twice (file + backup)
+    filler = small_fs / "filler"
+    with open(filler, "wb") as handle:
+        try:
+            handle.write(b"\0" * (64 * 1024))
+        except OSError:
+            pass
+    os.truncate(filler, os.path.getsize(filler) - 8192)  # room for a little, not for the file
+    before = snapshot(small_fs / "root")
+    result = Cli(small_fs)(*SET, input=SECRET)
+    assert_one_line_error(result, str(path), "No space left on device")
+    assert snapshot(small_fs / "root") == before  # no temp file left, nothing changed
+
+
+def _increment_counter(path, key, times):
+    for _ in range(times):
+        def edit(snap, key=key):
+            doc = shellfile.parse(snap.doc.text, [key])
+            value = int(doc.value(key) or 0)
+            return shellfile.rewrite(doc, {key: str(value + 1)})
+        settings.update(path, edit)
+
+
+def test_concurrent_writers_lose_no_update(settings_path):
+    settings_path.write_text("# counters\n")
+    ctx = multiprocessing.get_context("fork")
+    workers = [ctx.Process(target=_increment_counter, args=(str(settings_path), f"C{i}", 40))
+               for i in range(6)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+        assert worker.exitcode == 0
+    doc = shellfile.parse(settings_path.read_text(), [f"C{i}" for i in range(6)])
+    assert [doc.value(f"C{i}") for i in range(6)] == ["40"] * 6
+
+
+def test_concurrent_cli_processes_leave_a_parseable_file(root, settings_path):
+    secrets = [f"abc{i}Q~" + "x" * 34 for i in range(6)]
+    code = "import sys; from onedesk_azuread.cli import main; sys.argv[0]='t'; main()"
+    procs = [subprocess.Popen([sys.executable, "-c", code, "--root", str(root), "set",
+                               "--client-id", CLIENT_ID, "--secret-stdin"],
+                              stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL) for _ in secrets]
+    for proc, secret in zip(procs, secrets):
+        proc.communicate(secret.encode())
+        assert proc.returncode == 0
+    doc = shellfile.parse(settings_path.read_text(), ["AZUREAD_CID", "AZUREAD_CIS"])
+    assert doc.value("AZUREAD_CIS") in secrets
+    assert len(doc.entries) == 2
+
+
+WRITER = """
+import sys
+from onedesk_azuread import settings
+texts = [open(sys.argv[2]).read(), open(sys.argv[3]).read()]
+i = 0
+while True:
+    i += 1
+    settings.update(sys.argv[1], lambda snap: texts[i % 2])
+"""
+
+
+def test_kill_9_leaves_the_old_or_the_new_file(tmp_path, settings_path):
+    a = "".join(f"KEY{i}=value-a-{i}\n" for i in range(20000)) + GOOD
+    b = "".join(f"KEY{i}=value-b-{i}\n" for i in range(20000)) + GOOD
+    (tmp_path / "a").write_text(a)
+    (tmp_path / "b").write_text(b)
+    settings_path.write_text(a)
+    rng = random.Random(7)
+    seen = set()
+    for _ in range(25):
+        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(settings_path),
+                                 str(tmp_path / "a"), str(tmp_path / "b")])
+        time.sleep(0.1 + rng.random() * 0.2)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        content = settings_path.read_text()
+        assert content in (a, b)
+        seen.add(content)
+        backup = settings_path.parent / ".OneDesk.bak"
+        assert not backup.exists() or backup.read_text() in (a, b)
+    assert len(seen) == 2  # the writer really was replacing the file while it was killed
+    # The next writer clears the temp files the killed ones left.
+    settings.update(str(settings_path), lambda snap: a)
+    assert sorted(os.listdir(settings_path.parent)) == [".OneDesk", ".OneDesk.bak"]
