@@ -1,8 +1,7 @@
 """What the commands do, over the settings file and the tool's state (no click here)."""
 
-from dataclasses import dataclass, field
 from datetime import date
-from typing import Dict, List, Optional
+from typing import Dict, List, NamedTuple, Optional
 
 from . import CLIENT_ID, KEYS, SECRET, settings, shellfile, state, validation
 from .errors import OnedeskError
@@ -26,37 +25,37 @@ def mask(secret: str) -> str:
     return secret[:3] + "…" if len(secret) > 3 else "…"
 
 
-@dataclass
-class Inspection:
+class Inspection(NamedTuple):
     snapshot: Snapshot
     expires: Optional[date]
-    findings: List[Finding]
+    findings: List[Finding]  # empty when not validated
 
     @property
     def values(self) -> Dict[str, Optional[str]]:
         return {key: self.snapshot.doc.value(key) for key in KEYS}
 
 
-def inspect(paths: Paths, today: Optional[date] = None) -> Inspection:
+def inspect(paths: Paths, today: Optional[date] = None, validate: bool = True) -> Inspection:
     snapshot = settings.read(paths.settings)
     expires = state.load_expiry(paths.state_dir, snapshot.doc.value(SECRET))
-    findings = validation.validate(snapshot.doc, mode=snapshot.mode, uid=snapshot.uid,
-                                   expires=expires, today=today)
+    findings = []
+    if validate:
+        findings = validation.validate(snapshot.doc, mode=snapshot.mode, uid=snapshot.uid,
+                                       expires=expires, today=today)
     return Inspection(snapshot, expires, findings)
 
 
-@dataclass
-class CheckResult:
+class CheckResult(NamedTuple):
     before: Inspection
     after: Inspection
-    repaired: List[Finding] = field(default_factory=list)
+    repaired: List[Finding]
 
 
 def check(paths: Paths, fix: bool = False, today: Optional[date] = None) -> CheckResult:
     """Validate; with ``fix``, apply every repairable finding first (rewrite, mode, owner)."""
     before = inspect(paths, today)
     if not fix or not any(f.repairable for f in before.findings):
-        return CheckResult(before, before)
+        return CheckResult(before, before, [])
 
     def canonical(snapshot: Snapshot) -> str:
         return shellfile.rewrite(snapshot.doc, validation.canonical_values(snapshot.doc))
@@ -72,16 +71,15 @@ def _lines(doc: shellfile.Document, key: str) -> List[str]:
     return [doc.text[e.start:e.end] for e in doc.entries_for(key)]
 
 
-@dataclass
-class SetResult:
+class SetResult(NamedTuple):
     path: str
     written: bool
     changes: Dict[str, str]  # key -> "added" | "changed" | "unchanged"
     findings: List[Finding]  # of the file as written (warnings, or errors under --force)
     client_id: Optional[str]  # as written, for the report
-    backup: bool = False  # a previous version was kept as .bak
-    expiry_recorded: Optional[date] = None
-    expiry_cleared: bool = False
+    backup: bool  # a previous version was kept as .bak
+    expiry_recorded: Optional[date]
+    expiry_cleared: bool  # the old secret's expiry was dropped
 
 
 def set_entries(paths: Paths, *, client_id: Optional[str] = None, secret: Optional[str] = None,
@@ -130,15 +128,13 @@ def set_entries(paths: Paths, *, client_id: Optional[str] = None, secret: Option
             raise OnedeskError(f"{paths.settings}: {SECRET} is not set, so there is no secret "
                                f"to record an expiry for; give the secret too")
     update = settings.update(paths.settings, edit)
-    result = SetResult(paths.settings, update.written, outcome["changes"], outcome["findings"],
-                       outcome["client_id"], update.written and update.before.exists)
     if expires is not None:
         state.save_expiry(paths.state_dir, outcome["secret"], expires)
-        result.expiry_recorded = expires
     elif outcome["secret_changed"]:
         state.clear_expiry(paths.state_dir)  # it belonged to the old secret
-        result.expiry_cleared = True
-    return result
+    return SetResult(paths.settings, update.written, outcome["changes"], outcome["findings"],
+                     outcome["client_id"], update.written and update.before.exists,
+                     expires, expires is None and bool(outcome["secret_changed"]))
 
 
 def unset_entries(paths: Paths) -> bool:

@@ -2,8 +2,7 @@
 
 import os
 import stat
-from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, NamedTuple, Optional
 
 from . import KEYS, shellfile
 from .errors import ParseError, SettingsError
@@ -19,8 +18,7 @@ DEFAULT_FILE = "/root/.OneDesk"
 STATE_DIR = "/var/lib/onedesk-azuread"
 
 
-@dataclass(frozen=True)
-class Paths:
+class Paths(NamedTuple):
     """Where the settings file and the tool's state live, under a root like `rpm --root`."""
 
     root: str
@@ -41,8 +39,7 @@ def _join(root: str, absolute: str) -> str:
     return os.path.join(root, absolute.lstrip("/"))
 
 
-@dataclass(frozen=True)
-class Snapshot:
+class Snapshot(NamedTuple):
     """The settings file as read at one moment."""
 
     path: str
@@ -115,8 +112,7 @@ def _ensure_directory(path: str) -> str:
     return directory
 
 
-@dataclass(frozen=True)
-class Update:
+class Update(NamedTuple):
     before: Snapshot
     written: bool  # the file's content changed
     permissions_fixed: bool  # mode or owner changed

@@ -8,8 +8,7 @@ full; every other line is scanned just enough to know where statements start
 """
 
 import re
-from dataclasses import dataclass
-from typing import Dict, Iterable, List, Mapping, Optional, Tuple
+from typing import Dict, Iterable, List, Mapping, NamedTuple, Optional, Tuple
 
 from .errors import ParseError
 
@@ -34,8 +33,7 @@ _EXPANDS_AFTER_DOLLAR = re.compile(r"[A-Za-z0-9_{(@*#?$!'\"-]")
 _BARE = re.compile(r"[A-Za-z0-9_.,+/=@%:-][A-Za-z0-9_.,+/=@%:~-]*")
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(NamedTuple):
     """One line that assigns one of our keys."""
 
     key: str
@@ -46,8 +44,7 @@ class Entry:
     problems: Tuple[str, ...]  # syntax problem codes, see above
 
 
-@dataclass(frozen=True)
-class Document:
+class Document(NamedTuple):
     """A parsed settings text and the entries for the keys asked about."""
 
     text: str

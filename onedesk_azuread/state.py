@@ -1,14 +1,13 @@
-"""The tool's own state under /var/lib/onedesk-azuread: the recorded secret expiry.
+"""The tool's own state under /var/lib/onedesk-azuread.
 
-Nothing here stores a secret. A record names the secret it belongs to by a
-salted HMAC, so an expiry recorded for an old secret never applies to a new one.
+Nothing here stores a secret. The expiry record names its secret the way the
+Azure portal lists secrets: by the 3-character hint (what `show` prints
+anyway) and the length, so an expiry recorded for an old secret does not apply
+to a new one. Matching that needs no hashing, which keeps `show` quick;
+fingerprints that must prove equality (applied state) use a salted HMAC.
 """
 
-import hashlib
-import hmac
-import json
 import os
-import secrets
 from datetime import date, datetime, timezone
 from typing import Optional
 
@@ -17,18 +16,28 @@ from .fsutil import describe_oserror, locked_directory, replace_file
 
 EXPIRY_FILE = "expiry.json"
 
+# hashlib, hmac, secrets and json are imported where used: hashlib loads
+# OpenSSL, and `show` on a server with no recorded expiry needs none of them.
+
 
 def fingerprint(salt: str, *parts: str) -> str:
     """A keyed hash of ``parts``: proves equality later without storing them."""
+    import hashlib
+    import hmac
+
     message = "\0".join(parts).encode("utf-8")
     return hmac.new(bytes.fromhex(salt), message, hashlib.sha256).hexdigest()
 
 
 def new_salt() -> str:
+    import secrets
+
     return secrets.token_hex(16)
 
 
 def _load(path: str) -> Optional[dict]:
+    import json
+
     try:
         with open(path, encoding="utf-8") as handle:
             record = json.load(handle)
@@ -46,6 +55,8 @@ def _load(path: str) -> Optional[dict]:
 
 def save_json(state_dir: str, name: str, record: dict) -> None:
     """Write one state file atomically, mode 0600, in a mode-0700 directory."""
+    import json
+
     try:
         os.makedirs(state_dir, mode=0o700, exist_ok=True)
     except OSError as exc:
@@ -64,8 +75,7 @@ def load_expiry(state_dir: str, secret: Optional[str]) -> Optional[date]:
     if record is None:
         return None
     try:
-        salt = record["secret_salt"]
-        if not hmac.compare_digest(fingerprint(salt, secret), record["secret_fingerprint"]):
+        if (record["secret_hint"], record["secret_length"]) != secret_label(secret):
             return None
         return date.fromisoformat(record["expires"])
     except (KeyError, TypeError, ValueError):
@@ -73,13 +83,18 @@ def load_expiry(state_dir: str, secret: Optional[str]) -> Optional[date]:
                          f"again with: onedesk-azuread set --expires YYYY-MM-DD") from None
 
 
+def secret_label(secret: str):
+    """How Azure's portal tells a secret apart without showing it: hint and length."""
+    return secret[:3], len(secret)
+
+
 def save_expiry(state_dir: str, secret: str, expires: date) -> None:
-    salt = new_salt()
+    hint, length = secret_label(secret)
     save_json(state_dir, EXPIRY_FILE, {
         "expires": expires.isoformat(),
         "recorded": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "secret_fingerprint": fingerprint(salt, secret),
-        "secret_salt": salt,
+        "secret_hint": hint,
+        "secret_length": length,
     })
 
 

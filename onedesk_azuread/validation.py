@@ -7,16 +7,8 @@ file-level findings come from the parser's facts.
 """
 
 import re
-from dataclasses import dataclass
 from datetime import date
-from typing import Dict, List, Optional
-
-from configobj import ConfigObj
-
-try:
-    from configobj.validate import ValidateError, Validator
-except ImportError:  # configobj 5.0.6 (EL 9) ships validate as a top-level module
-    from validate import ValidateError, Validator
+from typing import Dict, List, NamedTuple, Optional
 
 from . import CLIENT_ID, KEYS, SECRET, shellfile
 
@@ -37,8 +29,7 @@ FIX_SECRET = "onedesk-azuread set --secret-prompt"
 SET_COMMAND = {CLIENT_ID: FIX_CLIENT_ID, SECRET: FIX_SECRET}
 
 
-@dataclass(frozen=True)
-class Finding:
+class Finding(NamedTuple):
     code: str  # stable identifier, documented in the README
     severity: str  # ERROR or WARNING
     key: Optional[str]  # the entry concerned, None for the file itself
@@ -61,7 +52,7 @@ class Finding:
         }
 
 
-class _Invalid(ValidateError):
+class _Invalid(Exception):
     """A value check failed. Carries a code, never the value itself."""
 
     def __init__(self, code: str, detail: str = ""):
@@ -99,18 +90,36 @@ def _check_secret(value: str) -> str:
     return value
 
 
-_VALIDATOR = Validator({"azure_client_id": _check_client_id, "azure_client_secret": _check_secret})
 _SPEC = [f"{CLIENT_ID} = azure_client_id()", f"{SECRET} = azure_client_secret()"]
+_CHECKS = {"azure_client_id": _check_client_id, "azure_client_secret": _check_secret}
 
 
 def _check_values(values: Dict[str, str]) -> Dict[str, object]:
     """Run the configspec over ``values``: key -> normalized value or _Invalid."""
+    # Imported here, not at the top: configobj's validate module compiles many
+    # regexes on import, and commands that only read (`show`) never validate.
+    from configobj import ConfigObj
+
+    try:
+        from configobj.validate import ValidateError, Validator
+    except ImportError:  # configobj 5.0.6 (EL 9) ships validate as a top-level module
+        from validate import ValidateError, Validator
+
+    def as_validate_error(check):
+        def run(value):
+            try:
+                return check(value)
+            except _Invalid as exc:  # Validator collects only its own error type
+                raise ValidateError(exc) from None
+        return run
+
+    validator = Validator({name: as_validate_error(fn) for name, fn in _CHECKS.items()})
     config = ConfigObj(values, configspec=_SPEC, interpolation=False, list_values=False)
-    outcome = config.validate(_VALIDATOR, preserve_errors=True)
+    outcome = config.validate(validator, preserve_errors=True)
     results: Dict[str, object] = {}
     for key in values:
         verdict = True if outcome is True else outcome.get(key, True)
-        results[key] = config[key] if verdict is True else verdict
+        results[key] = config[key] if verdict is True else verdict.args[0]
     return results
 
 

@@ -8,6 +8,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from onedesk_azuread.shellfile import quote
+
 from .conftest import CLIENT_ID, OTHER_SECRET, SECRET, SECRET_ID, Cli, bash_reads
 
 GOOD = f"AZUREAD_CID={CLIENT_ID}\nAZUREAD_CIS={SECRET}\n"
@@ -109,12 +111,13 @@ def test_setting_the_same_values_changes_nothing(run, settings_path):
 
 
 def test_set_keeps_other_lines_and_a_backup(run, settings_path):
-    original = b"DB_HOST=db1\r\n# keep me\nAZUREAD_CIS=old1Q~xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\nZ=1"
+    original = (b"DB_HOST=db1\r\n# keep me\n"
+                b"AZUREAD_CIS=old1Q~xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\nZ=1")
     settings_path.write_bytes(original)
     os.chmod(settings_path, 0o644)
     assert set_good(run).exit_code == 0
-    assert settings_path.read_bytes() == (
-        b"DB_HOST=db1\r\n# keep me\n" + f"AZUREAD_CIS={SECRET}\nZ=1\nAZUREAD_CID={CLIENT_ID}\n".encode())
+    ours = f"AZUREAD_CIS={SECRET}\nZ=1\nAZUREAD_CID={CLIENT_ID}\n".encode()
+    assert settings_path.read_bytes() == b"DB_HOST=db1\r\n# keep me\n" + ours
     backup = settings_path.parent / ".OneDesk.bak"
     assert backup.read_bytes() == original
     assert stat.S_IMODE(backup.stat().st_mode) == 0o600
@@ -288,5 +291,4 @@ def test_bash_reads_back_exactly_the_secret_and_other_lines_are_kept(tmp_path, b
 
 
 def _quoted(value):
-    from onedesk_azuread.shellfile import quote
     return quote(value.rstrip("\r\n"))
