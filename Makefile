@@ -25,8 +25,8 @@ venv: $(BIN)/.installed
 deps: system-deps venv
 
 lint: venv
-	$(BIN)/ruff check onedesk_azuread dnf-plugin tests tools
-	$(BIN)/vermin --target=3.9- --no-tips --violations --eval-annotations onedesk_azuread dnf-plugin
+	$(BIN)/ruff check onedesk_azuread $(wildcard dnf-plugin) tests tools
+	$(BIN)/vermin --target=3.9- --no-tips --violations --eval-annotations onedesk_azuread $(wildcard dnf-plugin)
 
 test: deps lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
