@@ -77,16 +77,13 @@ def test_an_unreadable_file_is_a_one_line_error(root, settings_path):
     settings_path.write_text(GOOD)
     os.chmod(settings_path, 0o600)
     os.chmod(root / "root", 0o755)
-    # Run as an unprivileged user so permissions apply even when the tests run as root.
-    code = "from onedesk_azuread.cli import main; main()"
-    drop = None
-    if os.geteuid() == 0:
-        def drop():
-            os.setgid(65534)
-            os.setuid(65534)
+    # Drop to an unprivileged user (after importing, as the venv may be private) so that
+    # permissions apply even when the tests run as root.
+    code = ("import os, sys; from onedesk_azuread.cli import main\n"
+            "if os.geteuid() == 0: os.setgid(65534); os.setuid(65534)\n"
+            "sys.argv[0] = 'onedesk-azuread'; main()")
     proc = subprocess.run([sys.executable, "-c", code, "--root", str(root), "check"],
-                          capture_output=True, text=True, preexec_fn=drop,
-                          cwd=os.path.dirname(os.path.dirname(__file__)), check=False)
+                          capture_output=True, text=True, check=False)
     assert proc.returncode == 1
     assert proc.stderr.strip().count("\n") == 0
     assert "Permission denied" in proc.stderr and str(settings_path) in proc.stderr
