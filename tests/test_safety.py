@@ -201,3 +201,17 @@ def test_kill_9_leaves_the_old_or_the_new_file(tmp_path, settings_path):
     # The next writer clears the temp files the killed ones left.
     settings.update(str(settings_path), lambda snap: a)
     assert sorted(os.listdir(settings_path.parent)) == [".OneDesk", ".OneDesk.bak"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown needs root (CI runs as root)")
+def test_owner_is_kept_on_write_and_made_root_by_fix(run, settings_path):
+    settings_path.write_text("A=1\n")
+    os.chown(settings_path, 1000, 1000)
+    assert run(*SET, input=SECRET).exit_code == 0
+    assert (settings_path.stat().st_uid, settings_path.stat().st_gid) == (1000, 1000)
+    backup = settings_path.parent / ".OneDesk.bak"
+    assert backup.stat().st_uid == 1000 and oct(backup.stat().st_mode & 0o777) == "0o600"
+    result = run("check", "--fix", "--json")
+    assert "file-owner" in result.stdout
+    assert (settings_path.stat().st_uid, settings_path.stat().st_gid) == (0, 0)
+    assert run("check").exit_code == 0
