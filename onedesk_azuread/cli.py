@@ -14,7 +14,7 @@ from typing import List, Optional
 
 import click
 
-from . import CLIENT_ID, SECRET, __version__, operations
+from . import CLIENT_ID, SECRET, __version__, operations, verify
 from .errors import OnedeskError
 from .settings import Paths
 from .validation import ERROR, Finding
@@ -38,9 +38,15 @@ class _Group(click.Group):
         except operations.Refused as exc:
             for finding in exc.findings:
                 _say(finding.describe(exc.path))
-            raise click.ClickException(str(exc)) from None
+            raise _Failure(str(exc)) from None
         except OnedeskError as exc:
-            raise click.ClickException(str(exc)) from None
+            raise _Failure(str(exc), exc.exit_code) from None
+
+
+class _Failure(click.ClickException):
+    def __init__(self, message: str, exit_code: int = EXIT_PROBLEM):
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 def _json(data: object) -> str:
@@ -99,6 +105,51 @@ def _decode_secret(data: bytes, source: str, option: str) -> str:
         raise click.BadParameter(f"{source} is not UTF-8 text", param_hint=option) from None
 
 
+def _online_options(command):
+    """--tenant, --cloud, --authority-host, --timeout: where and how long to ask Azure AD."""
+    options = [
+        click.option("--tenant", metavar="TENANT",
+                     help="The tenant the app lives in: its ID (GUID) or a domain."),
+        click.option("--cloud", type=click.Choice(list(verify.CLOUDS)), default="public",
+                     show_default=True, help="Which Azure cloud's login host to ask."),
+        click.option("--authority-host", metavar="URL",
+                     help="Another login host (https URL); overrides --cloud's."),
+        click.option("--timeout", type=click.FloatRange(0.1, 300), default=verify.DEFAULT_TIMEOUT,
+                     show_default=True, metavar="SECONDS", help="The most the check may take."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _verifier(enabled: bool, flag: str, tenant, cloud, authority_host, timeout):
+    """A function (client_id, secret) -> verify.Result, or None; usage errors exit 2."""
+    if not enabled:
+        if tenant or authority_host:
+            raise click.UsageError(f"--tenant and --authority-host go with {flag}")
+        return None
+    if not tenant:
+        raise click.UsageError(f"{flag} needs --tenant TENANT (the tenant ID or a domain)")
+    try:
+        tenant = verify.check_tenant(tenant)
+        host = verify.check_authority_host(authority_host) if authority_host else None
+    except ValueError as exc:
+        hint = "--tenant" if "tenant" in str(exc) or "domain" in str(exc) else "--authority-host"
+        raise click.BadParameter(str(exc), param_hint=hint) from None
+
+    def check(client_id: str, secret: str) -> verify.Result:
+        return verify.verify(client_id, secret, tenant, cloud=cloud, authority_host=host,
+                             timeout=timeout)
+    return check
+
+
+def _say_online(result: verify.Result) -> None:
+    text = f"online: {result.status}: {result.message}"
+    if result.correlation_id:
+        text += f" (correlation id {result.correlation_id})"
+    _say(text)
+
+
 @cli.command("set")
 @click.option("--client-id", metavar="ID", help="The Application (client) ID, a GUID.")
 @click.option("--secret-stdin", is_flag=True, help="Read the client secret value from stdin.")
@@ -107,16 +158,21 @@ def _decode_secret(data: bytes, source: str, option: str) -> str:
 @click.option("--expires", type=_Date(), metavar="YYYY-MM-DD",
               help="Record when the secret expires (kept in the tool's state).")
 @click.option("--force", is_flag=True, help="Write even when validation finds errors.")
+@click.option("--verify", "verify_online", is_flag=True,
+              help="Prove the pair with Azure AD before writing it (needs --tenant).")
+@_online_options
 @click.pass_context
-def set_command(ctx, client_id, secret_stdin, secret_file, secret_prompt, expires, force):
+def set_command(ctx, client_id, secret_stdin, secret_file, secret_prompt, expires, force,
+                verify_online, tenant, cloud, authority_host, timeout):
     """Set the client ID and/or the client secret. With no options, asks for both."""
     paths = _paths(ctx)
+    verifier = _verifier(verify_online, "--verify", tenant, cloud, authority_host, timeout)
     sources = [name for name, given in (("--secret-stdin", secret_stdin),
                                         ("--secret-file", secret_file),
                                         ("--secret-prompt", secret_prompt)) if given]
     if len(sources) > 1:
         raise click.UsageError(f"give the secret one way only, not {' and '.join(sources)}")
-    interactive = not (client_id or sources or expires or force)
+    interactive = not (client_id or sources or expires or force or verify_online)
     secret = None
     if interactive:
         current = operations.inspect(paths, validate=False).values[CLIENT_ID]
@@ -131,10 +187,16 @@ def set_command(ctx, client_id, secret_stdin, secret_file, secret_prompt, expire
     if client_id is None and secret is None and expires is None:
         raise click.UsageError("nothing to set: give --client-id, a secret option or --expires "
                                "(or no options at all to be asked)")
-    result = operations.set_entries(paths, client_id=client_id, secret=secret,
-                                    expires=expires, force=force)
+    try:
+        result = operations.set_entries(paths, client_id=client_id, secret=secret,
+                                        expires=expires, force=force, verify=verifier)
+    except operations.VerificationFailed as exc:
+        _say_online(exc.result)
+        raise
     for finding in result.findings:
         _say(finding.describe(result.path))
+    if result.verification is not None:
+        _say_online(result.verification)
     for key, change in result.changes.items():
         shown = operations.mask(secret) if key == SECRET else result.client_id
         _say(f"{key}: {change} ({shown})" if change != "unchanged" else f"{key}: unchanged")
@@ -212,17 +274,21 @@ def show_command(ctx, as_json, reveal):
     click.echo(f"expires:      {expires}")
 
 
-def _report(path: str, findings: List[Finding], repaired: List[Finding], as_json: bool) -> int:
+def _report(path: str, findings: List[Finding], repaired: List[Finding], as_json: bool,
+            online: Optional[verify.Result] = None) -> int:
     errors = [f for f in findings if f.severity == ERROR]
     if as_json:
-        click.echo(_json({
+        report = {
             "file": path,
-            "ok": not errors,
+            "ok": not errors and (online is None or online.status == verify.VALID),
             "errors": len(errors),
             "warnings": len(findings) - len(errors),
             "repaired": [f.code for f in repaired],
             "findings": [f.as_dict() for f in findings],
-        }))
+        }
+        if online is not None:
+            report["online"] = online.as_dict()
+        click.echo(_json(report))
     else:
         for finding in repaired:
             _say(f"repaired: {finding.code}" + (f" ({finding.key})" if finding.key else ""))
@@ -232,20 +298,37 @@ def _report(path: str, findings: List[Finding], repaired: List[Finding], as_json
             _say(f"{path}: {len(errors)} error(s): OneDesk would not get correct Azure AD values")
         else:
             _say(f"{path}: OK" + (f" ({len(findings)} warning(s))" if findings else ""))
+        if online is not None:
+            _say_online(online)
     return EXIT_PROBLEM if errors else 0
 
 
 @cli.command("check")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--fix", is_flag=True, help="Repair what can be repaired (a backup is kept).")
-@click.option("--online", is_flag=True, hidden=True, help="Reserved: verify with Azure AD.")
+@click.option("--online", is_flag=True,
+              help="Then prove the pair with Azure AD (needs --tenant); exit 3 if it cannot.")
+@_online_options
 @click.pass_context
-def check_command(ctx, as_json, fix, online):
-    """Validate the entries; exit 1 when OneDesk would not get correct values."""
-    if online:
-        raise click.UsageError("--online is not available in this version")
+def check_command(ctx, as_json, fix, online, tenant, cloud, authority_host, timeout):
+    """Validate the entries; exit 1 when OneDesk would not get correct values.
+
+    With --online, also ask Azure AD for a token with them: exit 0 valid, 1
+    refused, 3 could not verify (network, TLS, timeout, HTTP 5xx).
+    """
+    verifier = _verifier(online, "--online", tenant, cloud, authority_host, timeout)
     result = operations.check(_paths(ctx), fix=fix)
-    ctx.exit(_report(result.after.snapshot.path, result.after.findings, result.repaired, as_json))
+    after = result.after
+    online_result = None
+    if verifier is not None:
+        if any(f.severity == ERROR for f in after.findings):
+            online_result = verify.Result("skipped", "not asked: fix the errors above first")
+        else:
+            online_result = verifier(after.values[CLIENT_ID], after.values[SECRET])
+    code = _report(after.snapshot.path, after.findings, result.repaired, as_json, online_result)
+    if online_result is not None and online_result.status in verify.EXIT_CODES:
+        code = max(code, online_result.exit_code)
+    ctx.exit(code)
 
 
 @cli.command("app-registration")

@@ -1,7 +1,7 @@
 """What the commands do, over the settings file and the tool's state (no click here)."""
 
 from datetime import date
-from typing import Dict, List, NamedTuple, Optional
+from typing import Callable, Dict, List, NamedTuple, Optional
 
 from . import CLIENT_ID, KEYS, SECRET, settings, shellfile, state, validation
 from .errors import OnedeskError
@@ -18,6 +18,16 @@ class Refused(OnedeskError):
         count = len(validation.errors(findings))
         super().__init__(f"{path}: not changed: {count} error{'s' if count != 1 else ''} "
                          f"(fix them, or write anyway with --force)")
+
+
+class VerificationFailed(OnedeskError):
+    """Azure AD did not confirm the pair (or could not be asked); nothing was written."""
+
+    def __init__(self, path: str, result):
+        self.result = result
+        self.exit_code = result.exit_code
+        super().__init__(f"{path}: not changed: {result.message} "
+                         f"(write anyway with --force)")
 
 
 def mask(secret: str) -> str:
@@ -77,6 +87,7 @@ class SetResult(NamedTuple):
     changes: Dict[str, str]  # key -> "added" | "changed" | "unchanged"
     findings: List[Finding]  # of the file as written (warnings, or errors under --force)
     client_id: Optional[str]  # as written, for the report
+    verification: object  # verify.Result when asked for, else None
     backup: bool  # a previous version was kept as .bak
     expiry_recorded: Optional[date]
     expiry_cleared: bool  # the old secret's expiry was dropped
@@ -84,8 +95,14 @@ class SetResult(NamedTuple):
 
 def set_entries(paths: Paths, *, client_id: Optional[str] = None, secret: Optional[str] = None,
                 expires: Optional[date] = None, force: bool = False,
-                today: Optional[date] = None) -> SetResult:
-    """Set what is given; our lines are rewritten canonical. Refuses on errors unless ``force``."""
+                today: Optional[date] = None,
+                verify: Optional[Callable[[str, str], object]] = None) -> SetResult:
+    """Set what is given; our lines are rewritten canonical. Refuses on errors unless ``force``.
+
+    ``verify(client_id, secret)`` (online verification) runs on the pair as it
+    will be written, after the offline checks pass and before the write, under
+    the lock, so that what was verified is what is written.
+    """
     for name, given in (("client ID", client_id), ("secret", secret)):
         if given is not None and ("\n" in given or "\0" in given):
             # Not even --force: a line break would split our line and the file
@@ -111,6 +128,16 @@ def set_entries(paths: Paths, *, client_id: Optional[str] = None, secret: Option
         findings = validation.validate(new_doc, expires=expiry, today=today)
         if validation.errors(findings) and not force:
             raise Refused(paths.settings, findings)
+        outcome["verification"] = None
+        if verify is not None:
+            pair = (new_doc.value(CLIENT_ID), new_doc.value(SECRET))
+            if not all(pair):
+                raise OnedeskError(f"{paths.settings}: nothing to verify: both {CLIENT_ID} and "
+                                   f"{SECRET} are needed")
+            checked = verify(*pair)
+            if checked.status != "valid" and not force:
+                raise VerificationFailed(paths.settings, checked)
+            outcome["verification"] = checked
         outcome["findings"] = findings
         outcome["changes"] = {
             key: ("added" if doc.last(key) is None else
@@ -133,7 +160,8 @@ def set_entries(paths: Paths, *, client_id: Optional[str] = None, secret: Option
     elif outcome["secret_changed"]:
         state.clear_expiry(paths.state_dir)  # it belonged to the old secret
     return SetResult(paths.settings, update.written, outcome["changes"], outcome["findings"],
-                     outcome["client_id"], update.written and update.before.exists,
+                     outcome["client_id"], outcome["verification"],
+                     update.written and update.before.exists,
                      expires, expires is None and bool(outcome["secret_changed"]))
 
 

@@ -61,3 +61,52 @@ def bash_reads(path, *keys):
                          capture_output=True, check=True, env={"PATH": os.environ["PATH"]}).stdout
     values = out.split(b"\0")[:-1]
     return [v[1:].decode("utf-8") if v[:1] == b"1" else None for v in values]
+
+
+# --- No test reaches beyond this machine ------------------------------------------------------
+# Every connect() and name lookup in the test process is checked: anything outside 127.0.0.0/8
+# (or ::1, or localhost) is refused and recorded, and the test that tried it fails, even if the
+# code under test swallowed the error.
+import ipaddress  # noqa: E402
+import socket  # noqa: E402
+
+_outside_attempts = []
+
+
+def _is_local(host):
+    if host in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        address = ipaddress.ip_address(str(host).split("%")[0])
+    except ValueError:
+        return False
+    return address.is_loopback
+
+
+_real_connect = socket.socket.connect
+_real_getaddrinfo = socket.getaddrinfo
+
+
+def _guarded_connect(sock, address):
+    if sock.family in (socket.AF_INET, socket.AF_INET6) and not _is_local(address[0]):
+        _outside_attempts.append(address)
+        raise ConnectionRefusedError(111, f"test network guard: {address[0]} is off limits")
+    return _real_connect(sock, address)
+
+
+def _guarded_getaddrinfo(host, *args, **kwargs):
+    if host is not None and not _is_local(host if isinstance(host, str) else host.decode()):
+        _outside_attempts.append(host)
+        raise socket.gaierror(socket.EAI_NONAME, f"test network guard: {host} is off limits")
+    return _real_getaddrinfo(host, *args, **kwargs)
+
+
+socket.socket.connect = _guarded_connect
+socket.getaddrinfo = _guarded_getaddrinfo
+
+
+@pytest.fixture(autouse=True)
+def _no_outside_network():
+    del _outside_attempts[:]
+    yield
+    assert not _outside_attempts, f"a test tried to reach beyond 127.0.0.0/8: {_outside_attempts}"
