@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: all deps system-deps venv lint test demo bench clean
+.PHONY: all deps system-deps venv floor lint test test-floor demo bench clean
 
 all: test
 
@@ -22,6 +22,16 @@ $(BIN)/.installed: setup.py
 
 venv: $(BIN)/.installed
 
+# The oldest versions EL 9 ships (../shared/FACTS.md): the suite runs against them too.
+FLOOR := click==8.0.3 configobj==5.0.6 msal==1.32.3 requests==2.25.1 urllib3==1.26.5
+FLOOR_VENV := .venv-floor
+$(FLOOR_VENV)/.installed: Makefile setup.py
+	$(PYTHON) -m venv --system-site-packages $(FLOOR_VENV)
+	$(FLOOR_VENV)/bin/python -m pip install -q $(FLOOR) pytest hypothesis trustme
+	touch $@
+
+floor: $(FLOOR_VENV)/.installed
+
 deps: system-deps venv
 
 lint: venv
@@ -30,6 +40,10 @@ lint: venv
 
 test: deps lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(MAKE) test-floor
+
+test-floor: floor
+	PYTHONPATH=$(CURDIR) $(FLOOR_VENV)/bin/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 demo: deps
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash tools/demo.sh
@@ -38,4 +52,4 @@ bench: deps
 	$(BIN)/python tools/bench.py
 
 clean:
-	rm -rf $(VENV) dist build *.egg-info .pytest_cache .hypothesis .ruff_cache
+	rm -rf $(VENV) $(FLOOR_VENV) dist build *.egg-info .pytest_cache .hypothesis .ruff_cache
