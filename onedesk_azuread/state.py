@@ -106,3 +106,45 @@ def clear_expiry(state_dir: str) -> None:
         pass
     except OSError as exc:
         raise StateError(describe_oserror(path, "remove", exc)) from None
+
+
+# --- Applied state: what the OneDesk packages were installed with ---------------------------
+
+APPLIED_FILE = "applied.json"
+IN_SYNC = "in sync"
+PENDING = "pending"
+NEVER_APPLIED = "never applied"
+
+
+def record_applied(state_dir: str, client_id: str, secret: str, packages: list) -> dict:
+    """Record that ``packages`` (NEVRAs) were installed with this pair. No secret is stored."""
+    salt = new_salt()
+    record = {
+        "applied": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "fingerprint": fingerprint(salt, client_id, secret),
+        "salt": salt,
+        "packages": sorted(packages),
+    }
+    save_json(state_dir, APPLIED_FILE, record)
+    return record
+
+
+def load_applied(state_dir: str) -> Optional[dict]:
+    path = os.path.join(state_dir, APPLIED_FILE)
+    record = _load(path)
+    if record is not None and not all(k in record for k in ("fingerprint", "salt", "applied")):
+        raise StateError(f"{path}: is not an applied-state record; delete it and reinstall "
+                         f"the packages with: onedesk-azuread apply")
+    return record
+
+
+def sync_state(record: Optional[dict], client_id: Optional[str], secret: Optional[str]) -> str:
+    """IN_SYNC when the packages were installed with exactly this pair."""
+    import hmac
+
+    if record is None:
+        return NEVER_APPLIED
+    if client_id is None or secret is None:
+        return PENDING
+    current = fingerprint(record["salt"], client_id, secret)
+    return IN_SYNC if hmac.compare_digest(current, record["fingerprint"]) else PENDING

@@ -1,0 +1,61 @@
+"""What a package transaction that installs OneDesk does with the Azure AD entries.
+
+Shared by the dnf 4 plugin (and any dnf 5 hook): decide whether a transaction
+concerns us, check the entries before anything is downloaded, repair and hand
+them to the install scripts just before the packages are installed, and record
+what was applied. Nothing here imports dnf.
+"""
+
+from typing import Dict, Iterable, List, NamedTuple, Sequence, Tuple
+
+from . import CLIENT_ID, KEYS, SECRET, operations, state, validation
+from .settings import Paths
+from .validation import Finding
+
+DEFAULT_TRIGGERS = ("onedesk-db-utils",)
+# Transaction actions that run the trigger package's install scripts.
+INSTALLING = ("install", "reinstall", "upgrade", "downgrade")
+
+
+def triggered(items: Iterable[Tuple[str, str]], triggers: Sequence[str]) -> List[str]:
+    """Names of trigger packages that ``items`` ((name, action) pairs) install."""
+    return sorted({name for name, action in items if name in triggers and action in INSTALLING})
+
+
+class Preflight(NamedTuple):
+    present: bool  # any Azure AD entry at all
+    blocking: List[Finding]  # errors the canonical rewrite cannot repair
+    notes: List[Finding]  # repairable errors and warnings: logged, not blocking
+
+
+def preflight(paths: Paths, require: bool) -> Preflight:
+    """Check the entries before anything is downloaded or installed."""
+    info = operations.inspect(paths)
+    present = any(info.snapshot.doc.entries_for(key) for key in KEYS)
+    if not present:
+        return Preflight(False, info.findings if require else [], [])
+    blocking = validation.unrepairable_errors(info.findings)
+    notes = [f for f in info.findings if f not in blocking]
+    return Preflight(True, blocking, notes)
+
+
+def blocking_message(paths: Paths, blocking: List[Finding], root: str) -> str:
+    lines = [f"onedesk-azuread: {paths.settings} would give OneDesk wrong Azure AD settings; "
+             f"nothing was installed:"]
+    lines += [f"  {finding.describe(paths.settings)}" for finding in blocking]
+    if root not in ("", "/"):
+        lines.append(f"  (run the onedesk-azuread commands above with --root {root})")
+    return "\n".join(lines)
+
+
+def inject(paths: Paths) -> Tuple[List[Finding], Dict[str, str]]:
+    """Repair what `check --fix` repairs; return the repairs and the variables to export."""
+    result = operations.check(paths, fix=True)
+    values = result.after.values
+    env = {key: values[key] for key in KEYS if values[key] is not None}
+    return result.repaired, env
+
+
+def record(paths: Paths, env: Dict[str, str], packages: List[str]) -> None:
+    if CLIENT_ID in env and SECRET in env:
+        state.record_applied(paths.state_dir, env[CLIENT_ID], env[SECRET], packages)
