@@ -43,7 +43,7 @@ class OnedeskAzureAD(dnf.Plugin):
     name = 'onedesk_azuread'
 
     def __init__(self, base, cli):
-        super(OnedeskAzureAD, self).__init__(base, cli)
+        super().__init__(base, cli)
         self.enabled = True
         self.triggers = ('onedesk-db-utils',)
         self.require = False
@@ -75,22 +75,22 @@ class OnedeskAzureAD(dnf.Plugin):
         try:
             from onedesk_azuread.errors import OnedeskError
         except ImportError as exc:
-            raise dnf.exceptions.Error(MSG_LIBRARY % exc)
+            raise dnf.exceptions.Error(MSG_LIBRARY % exc) from None
         try:
             return step()
         except dnf.exceptions.Error:
             raise
         except OnedeskError as exc:
-            raise dnf.exceptions.Error(MSG_FAILED % exc)
+            raise dnf.exceptions.Error(MSG_FAILED % exc) from None
         except Exception as exc:  # dnf would print a traceback and carry on
             logger.debug('onedesk-azuread: %r', type(exc))
-            raise dnf.exceptions.Error(MSG_UNEXPECTED % type(exc).__name__)
+            raise dnf.exceptions.Error(MSG_UNEXPECTED % type(exc).__name__) from None
 
     def resolved(self):
         if not self.enabled:
             return
         self._packages = sorted(
-            '%s-%s.%s' % (item.pkg.name, item.pkg.evr, item.pkg.arch)
+            f'{item.pkg.name}-{item.pkg.evr}.{item.pkg.arch}'
             for item in self.base.transaction
             if item.action in _INSTALLING and item.pkg.name in self.triggers)
         if not self._packages:

@@ -25,8 +25,7 @@ EXIT_UNCHECKED = 3
 
 NEXT_STEP = """\
 Next: reinstall the OneDesk packages so their install scripts apply the change:
-  dnf remove onedesk-db-utils
-  dnf install onedesk-db-utils onedesk-webapps onedesk-microservices onedesk-customerapps"""
+  onedesk-azuread apply        (the vendor's dnf remove + dnf install, done safely)"""
 
 
 class _Group(click.Group):
@@ -329,6 +328,64 @@ def check_command(ctx, as_json, fix, online, tenant, cloud, authority_host, time
     if online_result is not None and online_result.status in verify.EXIT_CODES:
         code = max(code, online_result.exit_code)
     ctx.exit(code)
+
+
+@cli.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def status_command(ctx, as_json):
+    """Were the current entries applied to the installed OneDesk packages?
+
+    Exit 0 only when the entries are valid and in sync.
+    """
+    from .status import status
+
+    now = status(_paths(ctx))
+    if as_json:
+        click.echo(_json(now.as_dict()))
+    else:
+        valid = "valid" if not now.errors else (
+            f"{len(now.errors)} error(s) ({', '.join(f.code for f in now.errors)}); "
+            f"run: onedesk-azuread check")
+        click.echo(f"settings:  {now.path}: {valid}")
+        click.echo(f"applied:   {now.explain()}")
+        if now.applied:
+            click.echo(f"           last applied {now.applied.get('applied')} with "
+                       f"{', '.join(now.applied.get('packages', []))}")
+        for name, nevra in now.installed.items():
+            click.echo(f"package:   {name}: {nevra or 'not installed'}")
+        click.echo(f"expires:   {now.expires.isoformat() if now.expires else 'not recorded'}")
+    ctx.exit(0 if now.ok else EXIT_PROBLEM)
+
+
+@cli.command("apply")
+@click.option("--dry-run", is_flag=True, help="Print the steps; change nothing.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_context
+def apply_command(ctx, dry_run, yes):
+    """Reinstall the OneDesk packages so they pick up the entries, safely.
+
+    Checks the entries, makes sure every package the removal takes away can be
+    installed again (and is downloaded), then runs `dnf remove onedesk-db-utils`
+    and `dnf install` of the OneDesk packages, and confirms `status`. The dnf
+    command is `dnf`, or $ONEDESK_AZUREAD_DNF (split like a shell would).
+    """
+    from . import packages, reinstall
+
+    paths = _paths(ctx)
+    the_plan = reinstall.plan(paths)
+    dnf = " ".join(packages.dnf_command(paths.root))
+    for number, step in enumerate(the_plan.steps, 1):
+        click.echo(f"{number}. {step.title}\n   {dnf} {' '.join(step.args)}")
+    if dry_run:
+        _say("dry run: nothing was changed")
+        return
+    if the_plan.removed and not yes:
+        click.confirm(f"Remove {', '.join(the_plan.removed)} and install them again?",
+                      abort=True, err=True)
+    reinstall.run(paths, the_plan, _say)
+    after = reinstall.confirm(paths)
+    _say(f"done: {after.explain()}")
 
 
 @cli.command("app-registration")

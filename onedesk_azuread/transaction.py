@@ -1,25 +1,19 @@
 """What a package transaction that installs OneDesk does with the Azure AD entries.
 
-Shared by the dnf 4 plugin (and any dnf 5 hook): decide whether a transaction
-concerns us, check the entries before anything is downloaded, repair and hand
-them to the install scripts just before the packages are installed, and record
-what was applied. Nothing here imports dnf.
+Shared by the dnf 4 plugin (and any dnf 5 hook), which decide themselves, with
+nothing but dnf, whether a transaction installs a trigger package. Here: check
+the entries before anything is downloaded, repair them and hand them to the
+install scripts just before the packages are installed, and record what was
+applied. Nothing here imports dnf.
 """
 
-from typing import Dict, Iterable, List, NamedTuple, Sequence, Tuple
+from typing import Dict, List, NamedTuple, Tuple
 
 from . import CLIENT_ID, KEYS, SECRET, operations, state, validation
 from .settings import Paths
 from .validation import Finding
 
-DEFAULT_TRIGGERS = ("onedesk-db-utils",)
-# Transaction actions that run the trigger package's install scripts.
-INSTALLING = ("install", "reinstall", "upgrade", "downgrade")
-
-
-def triggered(items: Iterable[Tuple[str, str]], triggers: Sequence[str]) -> List[str]:
-    """Names of trigger packages that ``items`` ((name, action) pairs) install."""
-    return sorted({name for name, action in items if name in triggers and action in INSTALLING})
+PLUGIN_CONF = "onedesk_azuread.conf"
 
 
 class Preflight(NamedTuple):

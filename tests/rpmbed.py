@@ -26,8 +26,9 @@ mkdir -p "$d"
 printf '%s\n' "$1" >> "$d/args"
 FRESH_ONLY_CHECK
 n=0; [ -f "$d/runs" ] && n=$(cat "$d/runs"); echo $((n + 1)) > "$d/runs"
-if [ -n "${AZUREAD_CID+x}" ]; then printf '%s' "$AZUREAD_CID" > "$d/env_cid"; else rm -f "$d/env_cid"; fi
-if [ -n "${AZUREAD_CIS+x}" ]; then printf '%s' "$AZUREAD_CIS" > "$d/env_cis"; else rm -f "$d/env_cis"; fi
+rm -f "$d/env_cid" "$d/env_cis"
+[ -n "${AZUREAD_CID+x}" ] && printf '%s' "$AZUREAD_CID" > "$d/env_cid"
+[ -n "${AZUREAD_CIS+x}" ] && printf '%s' "$AZUREAD_CIS" > "$d/env_cis"
 if [ -f /root/.OneDesk ]; then cat /root/.OneDesk > "$d/file"; else rm -f "$d/file"; fi
 if [ -f /root/.OneDesk ]; then
   ( set -a; . /root/.OneDesk; printf '%s' "${AZUREAD_CIS-}" > "$d/sourced_cis" )

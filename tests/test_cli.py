@@ -33,7 +33,7 @@ def test_set_from_stdin_creates_a_private_file_and_says_what_next(run, settings_
     assert stat.S_IMODE(st_.st_mode) == 0o600
     assert st_.st_uid == os.geteuid()
     assert f"AZUREAD_CIS: added ({SECRET[:3]}…)" in result.stderr
-    assert "dnf remove onedesk-db-utils" in result.stderr
+    assert "onedesk-azuread apply" in result.stderr
     assert result.stdout == ""
     no_secret_in(result)
     assert bash_reads(settings_path, "AZUREAD_CID", "AZUREAD_CIS") == [CLIENT_ID, SECRET]

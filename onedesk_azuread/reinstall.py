@@ -1,0 +1,129 @@
+"""`apply`: the vendor's reinstall (remove onedesk-db-utils, install the four packages), safely.
+
+Before anything is removed: the entries are valid, every package the removal
+takes away can be installed again from the enabled repositories, and remote
+packages are already in dnf's cache. After: the plugin's record says the
+installed packages carry the current entries. Any failure says what state the
+system is in and the one command that completes the job.
+"""
+
+from typing import Callable, Dict, List, NamedTuple, Optional
+
+from . import KEYS, operations, packages, state, transaction, validation
+from .errors import OnedeskError
+from .packages import DB_UTILS, ONEDESK_PACKAGES
+from .settings import Paths
+
+
+class Step(NamedTuple):
+    title: str
+    args: List[str]  # dnf arguments (the dnf command and --installroot come first)
+
+
+class Plan(NamedTuple):
+    removed: List[str]  # what `dnf remove onedesk-db-utils` takes away
+    reinstalled: List[str]  # what is installed again (the four, and anything else removed)
+    steps: List[Step]
+
+
+def _check_entries(paths: Paths) -> None:
+    info = operations.inspect(paths)
+    if not any(info.snapshot.doc.entries_for(key) for key in KEYS):
+        raise OnedeskError(f"{paths.settings}: has no Azure AD entries to apply; "
+                           f"set them first: onedesk-azuread set")
+    blocking = validation.unrepairable_errors(info.findings)
+    if blocking:
+        raise operations.Refused(paths.settings, blocking)
+
+
+def plan(paths: Paths) -> Plan:
+    """Work out the reinstall; raise (changing nothing) when it cannot be done safely."""
+    _check_entries(paths)
+    root = paths.root
+    have = packages.installed(root, ONEDESK_PACKAGES)
+    removed: List[str] = []
+    if have[DB_UTILS] is not None:
+        dependents = packages.query(root, "--installed", "--whatrequires", DB_UTILS,
+                                    "--recursive", "--qf", "%{name}")
+        removed = sorted({DB_UTILS, *dependents})
+    reinstalled = list(ONEDESK_PACKAGES) + [name for name in removed
+                                            if name not in ONEDESK_PACKAGES]
+    offered = set(packages.query(root, "--available", "--qf", "%{name}", *reinstalled))
+    missing = [name for name in reinstalled if name not in offered]
+    if missing:
+        raise OnedeskError(
+            f"nothing was removed: no enabled repository offers {', '.join(missing)}, so "
+            f"{'it' if len(missing) == 1 else 'they'} could not be installed again; enable the "
+            f"OneDesk repository (dnf repolist) and run onedesk-azuread apply again")
+    steps = _prefetch_steps(root, reinstalled, have_all=packages.installed(root, reinstalled))
+    if removed:
+        others = [name for name in removed if name != DB_UTILS]
+        title = f"remove {DB_UTILS}" + (f" and what requires it ({', '.join(others)})"
+                                        if others else "")
+        steps.append(Step(title, ["remove", "-y", "--noautoremove", DB_UTILS]))
+    steps.append(Step(f"install {', '.join(reinstalled)}", ["install", "-y", *reinstalled]))
+    return Plan(removed, reinstalled, steps)
+
+
+def _prefetch_steps(root: str, names: List[str], have_all: Dict[str, Optional[str]]) -> List[Step]:
+    """Download now what the install will need, so a lost network cannot strand the removal.
+
+    `dnf install --downloadonly` skips installed packages, so each installed one is
+    fetched by the command that names the version `dnf install` will pick:
+    reinstall (same version), upgrade (newer) or downgrade (older).
+    """
+    available = {}
+    for line in packages.query(root, "--available", "--latest-limit", "1",
+                               "--qf", "%{name} %{name}-%{evr}.%{arch}", *names):
+        name, nevra = line.split()
+        available[name] = nevra
+    upgrades = set(packages.query(root, "--upgrades", "--qf", "%{name}", *names))
+    groups: Dict[str, List[str]] = {"install": [], "reinstall": [], "upgrade": [], "downgrade": []}
+    for name in names:
+        current = have_all.get(name)
+        if current is None:
+            groups["install"].append(name)
+        elif current == available.get(name):
+            groups["reinstall"].append(name)
+        elif name in upgrades:
+            groups["upgrade"].append(name)
+        else:
+            groups["downgrade"].append(name)
+    return [Step(f"download ({command}) {', '.join(group)}",
+                 [command, "-y", "--downloadonly", *group])
+            for command, group in groups.items() if group]
+
+
+def run(paths: Paths, the_plan: Plan, say: Callable[[str], None]) -> None:
+    """Carry out the plan; raise with the system's state and the completing command on failure."""
+    root = paths.root
+    removed = False
+    for step in the_plan.steps:
+        say(f"==> {step.title}")
+        result = packages.dnf(root, *step.args)
+        for line in (result.stdout + result.stderr).splitlines():
+            if line.strip():
+                say(f"    {line}")
+        if result.returncode == 0:
+            removed = removed or step.args[0] == "remove"
+            continue
+        command = " ".join(packages.dnf_command(root) + ["install", *the_plan.reinstalled])
+        if removed:
+            raise OnedeskError(
+                f"{', '.join(the_plan.removed)} were removed and are NOT installed again "
+                f"(dnf install failed: {result.last_error()}). Complete the job with: {command}")
+        raise OnedeskError(f"nothing was removed: dnf {step.args[0]} failed: "
+                           f"{result.last_error()}. Fix that and run onedesk-azuread apply again")
+
+
+def confirm(paths: Paths):
+    """The status after the reinstall; an error if the plugin did not record the entries."""
+    from .status import status
+
+    after = status(paths)
+    if after.sync != state.IN_SYNC:
+        raise OnedeskError(
+            f"the packages were installed again, but the plugin did not record the settings as "
+            f"applied ({after.sync}): is python3-dnf-plugin-onedesk-azuread installed and enabled "
+            f"in /etc/dnf/plugins/{transaction.PLUGIN_CONF}?")
+    return after

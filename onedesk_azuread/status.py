@@ -1,0 +1,61 @@
+"""Were the current entries applied to the installed OneDesk packages?"""
+
+from datetime import date
+from typing import Dict, List, NamedTuple, Optional
+
+from . import CLIENT_ID, SECRET, operations, packages, state, validation
+from .settings import Paths
+from .validation import Finding
+
+NOT_INSTALLED = "not installed"
+
+
+class Status(NamedTuple):
+    path: str
+    errors: List[Finding]  # validation errors of the entries as they stand
+    sync: str  # state.IN_SYNC, state.PENDING, state.NEVER_APPLIED or NOT_INSTALLED
+    applied: Optional[dict]  # the applied-state record (no secret in it)
+    installed: Dict[str, Optional[str]]  # OneDesk package -> installed NEVRA or None
+    expires: Optional[date]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors and self.sync == state.IN_SYNC
+
+    def explain(self) -> str:
+        if self.sync == state.IN_SYNC:
+            return "in sync: the installed packages were set up with these settings"
+        if self.sync == NOT_INSTALLED:
+            return (f"not installed: {packages.DB_UTILS} is not installed; install the OneDesk "
+                    f"packages (onedesk-azuread apply)")
+        if self.sync == state.PENDING:
+            return ("pending: the settings changed since the packages were installed; "
+                    "run `onedesk-azuread apply`")
+        return ("never applied: the packages were not installed with these settings by dnf "
+                "with the onedesk-azuread plugin; run `onedesk-azuread apply`")
+
+    def as_dict(self) -> dict:
+        return {
+            "file": self.path,
+            "valid": not self.errors,
+            "errors": [f.code for f in self.errors],
+            "state": self.sync,
+            "applied": (self.applied or {}).get("applied"),
+            "applied_packages": (self.applied or {}).get("packages", []),
+            "installed": self.installed,
+            "expires": self.expires.isoformat() if self.expires else None,
+        }
+
+
+def status(paths: Paths) -> Status:
+    info = operations.inspect(paths)
+    record = state.load_applied(paths.state_dir)
+    found = packages.installed(paths.root)
+    if found[packages.DB_UTILS] is None:
+        sync = NOT_INSTALLED
+    else:
+        # Compare what the plugin exports: the canonical values (`check --fix`'s).
+        values = validation.canonical_values(info.snapshot.doc)
+        sync = state.sync_state(record, values.get(CLIENT_ID), values.get(SECRET))
+    return Status(paths.settings, validation.errors(info.findings), sync, record, found,
+                  info.expires)

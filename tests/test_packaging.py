@@ -1,0 +1,245 @@
+"""The dnf plugin and the CLI's status/apply with real rpm, rpmbuild, createrepo_c and dnf.
+
+Each scenario asserts on what the fixture packages' install scripts recorded and
+on the root's package set (`rpm --root ... -qa`), not only on exit codes.
+"""
+
+import json
+import os
+import stat
+
+import pytest
+
+from .conftest import CLIENT_ID, OTHER_SECRET, SECRET, SECRET_ID, make_runner
+from .rpmbed import ONEDESK, Bed, Root
+
+GOOD = f"OTHER_SETTING=kept\nAZUREAD_CID={CLIENT_ID}\nAZUREAD_CIS={SECRET}\n"
+
+
+@pytest.fixture(scope="session")
+def bed(tmp_path_factory):
+    return Bed(str(tmp_path_factory.mktemp("rpmbed")))
+
+
+@pytest.fixture
+def new_root(bed, tmp_path):
+    count = []
+
+    def make(**options):
+        count.append(1)
+        return Root(bed, tmp_path / f"root{len(count)}", **options)
+    return make
+
+
+@pytest.fixture
+def root(new_root):
+    return new_root()
+
+
+def cli(root, *args, input=None):
+    """The CLI as an administrator runs it, with dnf and rpm set up for this root."""
+    from onedesk_azuread.cli import cli as command
+
+    result = make_runner().invoke(command, ["--root", root.path, *args], input=input,
+                                  env=root.env, catch_exceptions=False)
+    assert "Traceback" not in result.stderr
+    return result
+
+
+def assert_no_secret(root, *outputs, secret=SECRET):
+    for text in outputs + (root.logs(),):
+        assert secret not in text
+
+
+def test_valid_entries_reach_the_install_script_exactly(root):
+    root.write_settings(GOOD)
+    result = root.dnf("install", "onedesk-db-utils-1.0")
+    assert root.installed() == ["onedesk-db-utils-1.0-1"]
+    seen = root.seen("onedesk-db-utils")
+    assert (seen["env_cid"], seen["env_cis"], seen["sourced_cis"]) == (CLIENT_ID, SECRET, SECRET)
+    assert seen["file"] == GOOD and seen["args"] == ["1"]
+    applied = os.path.join(root.path, "var/lib/onedesk-azuread/applied.json")
+    assert stat.S_IMODE(os.stat(applied).st_mode) == 0o600
+    record = json.load(open(applied))
+    assert record["packages"] == ["onedesk-db-utils-1.0-1.noarch"]
+    assert SECRET not in open(applied).read() and CLIENT_ID not in open(applied).read()
+    assert "Azure AD settings passed to the install scripts" in result.stdout + result.stderr
+    assert_no_secret(root, result.stdout, result.stderr)
+
+
+@pytest.mark.parametrize("text, words", [
+    (f"AZUREAD_CID={CLIENT_ID}\nAZUREAD_CIS={SECRET_ID}\n",
+     "the Secret ID was pasted, not the Secret Value"),
+    (f"AZUREAD_CID=onedesk-app\nAZUREAD_CIS={SECRET}\n", "AZUREAD_CID is not a GUID"),
+    (f"AZUREAD_CID={CLIENT_ID}\n", "AZUREAD_CIS is not set"),
+])
+def test_invalid_entries_stop_dnf_before_anything_is_installed(root, text, words):
+    root.write_settings(text)
+    before = open(root.settings).read()
+    result = root.dnf("install", *ONEDESK, check=False)
+    assert result.returncode == 1
+    output = result.stdout + result.stderr
+    assert "Error: onedesk-azuread:" in output and words in output
+    assert "onedesk-azuread set" in output  # the command that fixes it
+    assert "Traceback" not in output
+    assert root.installed() == []
+    assert root.seen("onedesk-db-utils")["runs"] == 0
+    assert open(root.settings).read() == before
+
+
+def test_require_stops_a_transaction_without_entries(new_root):
+    root = new_root(require=True)
+    root.write_settings("OTHER_SETTING=1\n")
+    result = root.dnf("install", "onedesk-db-utils", check=False)
+    assert result.returncode == 1
+    assert "no Azure AD entries and require = 1" in result.stdout + result.stderr
+    assert root.installed() == []
+
+
+def test_without_require_no_entries_installs_without_azure_ad(root):
+    root.write_settings("OTHER_SETTING=1\n")
+    result = root.dnf("install", "onedesk-db-utils")
+    assert "has no Azure AD entries" in result.stdout + result.stderr
+    assert root.installed() == ["onedesk-db-utils-2.0-1"]
+    assert root.seen("onedesk-db-utils")["env_cis"] is None
+    assert not os.path.exists(os.path.join(root.path, "var/lib/onedesk-azuread/applied.json"))
+
+
+def test_windows_quoted_and_braced_entries_reach_the_script_canonical(root):
+    messy = (f"OTHER_SETTING=kept\r\nexport AZUREAD_CID = '{{{CLIENT_ID}}}'\r\n"
+             f'AZUREAD_CIS="{SECRET}"\r\n')
+    root.write_settings(messy, mode=0o644)
+    result = root.dnf("install", "onedesk-db-utils")
+    seen = root.seen("onedesk-db-utils")
+    assert (seen["env_cid"], seen["env_cis"], seen["sourced_cis"]) == (CLIENT_ID, SECRET, SECRET)
+    assert seen["file"] == f"OTHER_SETTING=kept\r\nAZUREAD_CID={CLIENT_ID}\nAZUREAD_CIS={SECRET}\n"
+    assert stat.S_IMODE(os.stat(root.settings).st_mode) == 0o600
+    assert open(root.settings + ".bak", newline="").read() == messy
+    output = result.stdout + result.stderr
+    assert "repaired crlf" in output and "repaired client-id-braces" in output
+    assert_no_secret(root, output)
+
+
+def test_unrelated_transactions_are_untouched(root):
+    root.write_settings(f"AZUREAD_CID={CLIENT_ID}\nAZUREAD_CIS={SECRET_ID}\n", mode=0o644)
+    before = open(root.settings).read()
+    result = root.dnf("install", "unrelated-tool")
+    assert "onedesk-azuread" not in result.stdout + result.stderr
+    assert root.installed() == ["unrelated-tool-1-1"]
+    assert open(root.settings).read() == before
+    assert stat.S_IMODE(os.stat(root.settings).st_mode) == 0o644
+    assert not os.path.exists(os.path.join(root.path, "var/lib/onedesk-azuread"))
+
+
+def test_upgrade_downgrade_and_reinstall_are_guarded_and_carry_the_values(root):
+    root.write_settings(GOOD)
+    root.dnf("install", "onedesk-db-utils-1.0")
+    root.dnf("upgrade", "onedesk-db-utils")
+    assert root.installed() == ["onedesk-db-utils-2.0-1"]
+    root.dnf("downgrade", "onedesk-db-utils")
+    assert root.installed() == ["onedesk-db-utils-1.0-1"]
+    root.dnf("reinstall", "onedesk-db-utils")
+    seen = root.seen("onedesk-db-utils")
+    assert seen["args"] == ["1", "2", "2", "2"]  # $1: fresh install, then upgrade-like
+    assert seen["runs"] == 4 and seen["env_cis"] == SECRET
+    record = json.load(open(os.path.join(root.path, "var/lib/onedesk-azuread/applied.json")))
+    assert record["packages"] == ["onedesk-db-utils-1.0-1.noarch"]
+    root.write_settings(f"AZUREAD_CID={CLIENT_ID}\nAZUREAD_CIS={SECRET_ID}\n")
+    for action in ("upgrade", "reinstall"):
+        blocked = root.dnf(action, "onedesk-db-utils", check=False)
+        assert blocked.returncode == 1, action
+        assert "Secret ID was pasted" in blocked.stdout + blocked.stderr
+    assert root.installed() == ["onedesk-db-utils-1.0-1"]
+    assert root.seen("onedesk-db-utils")["runs"] == 4
+
+
+def test_removal_is_never_blocked(root):
+    root.write_settings(GOOD)
+    root.dnf("install", *ONEDESK)
+    root.write_settings(f"AZUREAD_CID={CLIENT_ID}\nAZUREAD_CIS={SECRET_ID}\n")
+    root.dnf("remove", "onedesk-db-utils")  # takes the three siblings with it
+    assert root.installed() == []
+
+
+def test_a_settings_file_that_cannot_be_read_is_one_clear_line(root):
+    os.makedirs(root.settings)
+    result = root.dnf("install", "onedesk-db-utils", check=False)
+    assert result.returncode == 1
+    output = result.stdout + result.stderr
+    assert "Error: onedesk-azuread:" in output and "is a directory" in output
+    assert "Traceback" not in output
+    assert root.installed() == []
+
+
+def test_status_before_and_after(root):
+    root.write_settings(GOOD)
+    first = cli(root, "status", "--json")
+    assert first.exit_code == 1
+    assert json.loads(first.stdout)["state"] == "not installed"
+    root.dnf("install", *ONEDESK)
+    synced = cli(root, "status")
+    assert synced.exit_code == 0, synced.stdout
+    assert "in sync" in synced.stdout and "onedesk-webapps-2.0-1.noarch" in synced.stdout
+    assert cli(root, "set", "--secret-stdin", input=OTHER_SECRET).exit_code == 0
+    pending = cli(root, "status", "--json")
+    assert pending.exit_code == 1
+    report = json.loads(pending.stdout)
+    assert report["state"] == "pending" and report["valid"] is True
+    assert report["installed"]["onedesk-customerapps"] == "onedesk-customerapps-2.0-1.noarch"
+    text = cli(root, "status").stdout
+    assert "run `onedesk-azuread apply`" in text
+    assert_no_secret(root, text, secret=OTHER_SECRET)
+
+
+def test_status_never_applied(new_root):
+    root = new_root(plugin=False)
+    root.write_settings(GOOD)
+    root.dnf("install", "onedesk-db-utils")
+    assert json.loads(cli(root, "status", "--json").stdout)["state"] == "never applied"
+
+
+def test_apply_end_to_end_with_a_fresh_install_only_package(new_root):
+    root = new_root(repo="fresh")
+    root.write_settings(GOOD)
+    root.dnf("install", *ONEDESK)
+    assert root.seen("onedesk-db-utils")["env_cis"] == SECRET
+    assert cli(root, "set", "--secret-stdin", input=OTHER_SECRET).exit_code == 0
+    # A plain reinstall would not do: this db-utils applies settings only when $1 = 1.
+    root.dnf("reinstall", "onedesk-db-utils")
+    assert root.seen("onedesk-db-utils")["env_cis"] == SECRET
+    dry = cli(root, "apply", "--dry-run")
+    assert dry.exit_code == 0 and "remove -y --noautoremove onedesk-db-utils" in dry.stdout
+    assert root.installed() == sorted(["onedesk-db-utils-2.0-1.fresh"] +
+                                      [f"{n}-2.0-1" for n in ONEDESK[1:]])
+    result = cli(root, "apply", "--yes")
+    assert result.exit_code == 0, result.stderr
+    assert "done: in sync" in result.stderr
+    seen = root.seen("onedesk-db-utils")
+    assert seen["args"][-1] == "1" and seen["env_cis"] == OTHER_SECRET
+    assert root.seen("onedesk-webapps")["env_cis"] == OTHER_SECRET
+    assert sorted(p.rsplit("-", 2)[0] for p in root.installed()) == sorted(ONEDESK)
+    assert cli(root, "status").exit_code == 0
+    assert_no_secret(root, result.stdout, result.stderr, secret=OTHER_SECRET)
+
+
+def test_apply_removes_nothing_when_a_package_cannot_come_back(root):
+    root.write_settings(GOOD)
+    root.dnf("install", *ONEDESK)
+    before = root.installed()
+    root.set_repo("partial")
+    result = cli(root, "apply", "--yes")
+    assert result.exit_code == 1
+    assert "nothing was removed" in result.stderr
+    assert "onedesk-customerapps" in result.stderr
+    assert root.installed() == before
+
+
+def test_apply_refuses_bad_entries_before_touching_packages(root):
+    root.write_settings(GOOD)
+    root.dnf("install", *ONEDESK)
+    before = root.installed()
+    root.write_settings(f"AZUREAD_CID={CLIENT_ID}\nAZUREAD_CIS={SECRET_ID}\n")
+    result = cli(root, "apply", "--yes")
+    assert result.exit_code == 1
+    assert "Secret ID was pasted" in result.stderr
+    assert root.installed() == before
