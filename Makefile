@@ -76,6 +76,7 @@ rpmlint: rpm
 
 demo: deps
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash tools/demo.sh
+	$(BIN)/python tools/demo_packages.py
 
 bench: deps
 	$(BIN)/python tools/bench.py

@@ -101,8 +101,9 @@ def run(paths: Paths, the_plan: Plan, say: Callable[[str], None]) -> None:
     for step in the_plan.steps:
         say(f"==> {step.title}")
         result = packages.dnf(root, *step.args)
+        # dnf's tables are long: show the plugin's lines and problems, and all on failure.
         for line in (result.stdout + result.stderr).splitlines():
-            if line.strip():
+            if line.strip() and (result.returncode or _worth_showing(line)):
                 say(f"    {line}")
         if result.returncode == 0:
             removed = removed or step.args[0] == "remove"
@@ -114,6 +115,10 @@ def run(paths: Paths, the_plan: Plan, say: Callable[[str], None]) -> None:
                 f"(dnf install failed: {result.last_error()}). Complete the job with: {command}")
         raise OnedeskError(f"nothing was removed: dnf {step.args[0]} failed: "
                            f"{result.last_error()}. Fix that and run onedesk-azuread apply again")
+
+
+def _worth_showing(line: str) -> bool:
+    return "onedesk-azuread" in line or line.lstrip().lower().startswith(("error", "warning"))
 
 
 def confirm(paths: Paths):

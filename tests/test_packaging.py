@@ -243,3 +243,26 @@ def test_apply_refuses_bad_entries_before_touching_packages(root):
     assert result.exit_code == 1
     assert "Secret ID was pasted" in result.stderr
     assert root.installed() == before
+
+
+def test_apply_says_what_state_the_system_is_in_when_install_fails(root, tmp_path):
+    root.write_settings(GOOD)
+    root.dnf("install", *ONEDESK)
+    # dnf itself, except that the install step fails the way a lost mirror makes it fail.
+    wrapper = tmp_path / "dnf-failing-install"
+    wrapper.write_text('#!/bin/sh\nfor a; do [ "$a" = install ] && '
+                       '{ echo "Error: Failed to download metadata for repo" >&2; exit 1; }; done\n'
+                       'exec dnf "$@"\n')
+    wrapper.chmod(0o755)
+    env = dict(root.env, ONEDESK_AZUREAD_DNF=f"{wrapper} -c {root.conf} --releasever=9")
+    from onedesk_azuread.cli import cli as command
+
+    result = make_runner().invoke(command, ["--root", root.path, "apply", "--yes"], env=env)
+    assert result.exit_code == 1
+    message = result.stderr.strip().splitlines()[-1]
+    assert "were removed and are NOT installed again" in message
+    assert "Failed to download metadata" in message
+    assert "install onedesk-db-utils onedesk-webapps" in message  # the completing command
+    assert root.installed() == []  # as the message says
+    completing = message.split("Complete the job with: ")[1]
+    assert completing.startswith(str(wrapper))

@@ -1,0 +1,115 @@
+"""The package story on a throw-away root, with real rpm and dnf (make demo, part 2).
+
+Builds this project's RPMs and stand-in OneDesk packages whose install script
+records what it received, then: configure, install, rotate the secret, status,
+apply, status, and a pasted Secret ID that dnf refuses. The credentials are
+made up; secrets are shown masked, as the tool shows them.
+"""
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, HERE)
+
+from tests.rpmbed import ONEDESK, Bed, Root  # noqa: E402
+
+CLIENT_ID = "0b5c3a1e-7d2f-4c8a-9e61-3f4d2b1a0c9e"
+FIRST = "Xk74Q~pL.mN3-rT_vW8yZ1aB2cD3eF4gH5iJ6kL7"
+SECOND = "Qa92Q~zY8xW7vU6tS5rQ4pO3nM2lK1jI0hG9fE8d"
+SECRET_ID = "9f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a"
+MASKS = {FIRST: FIRST[:3] + "…", SECOND: SECOND[:3] + "…"}
+
+
+def step(title):
+    print(f"\n\033[1m== {title}\033[0m", flush=True)
+
+
+def masked(text):
+    for secret, mask in MASKS.items():
+        text = text.replace(secret, mask)
+    return text
+
+
+def show(argv, env, stdin=None, shown=None):
+    print("$ " + (shown or " ".join(shlex.quote(a) for a in argv)), flush=True)
+    result = subprocess.run(argv, env=env, input=stdin, capture_output=True, text=True,
+                            check=False)
+    output = (result.stdout + result.stderr).rstrip()
+    if argv[0] == "dnf":  # dnf's own tables, trimmed to what the story needs
+        keep = ("onedesk-azuread", "Error", "  (run", "Complete!")
+        output = "\n".join(line for line in output.splitlines()
+                           if line.startswith(keep) or "onedesk-azuread" in line)
+    if output:
+        print(masked(output))
+    if result.returncode:
+        print(f"(exit {result.returncode})")
+    return result
+
+
+def received(root, package="onedesk-db-utils"):
+    seen = root.seen(package)
+    secret = seen["env_cis"]
+    print(f"  {package}'s install script ran {seen['runs']} time(s), last with $1 = "
+          f"{seen['args'][-1] if seen['args'] else '-'}; it received")
+    print(f"    AZUREAD_CID = {seen['env_cid']}")
+    print(f"    AZUREAD_CIS = {MASKS.get(secret, secret)}")
+
+
+def main():
+    top = tempfile.mkdtemp(prefix="onedesk-demo-rpm.")
+    try:
+        step("1. Build the RPMs (make rpm), and stand-in OneDesk packages in a repository")
+        bed = Bed(top)
+        for rpm in bed.our_rpms:
+            print("  " + os.path.relpath(rpm, HERE))
+        # The fresh-install-only db-utils: it applies settings only when $1 = 1, which
+        # is why the vendor says remove, then install.
+        root = Root(bed, os.path.join(top, "server"), repo="fresh")
+        env = dict(root.env)
+        env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env["PATH"]
+        tool = ["onedesk-azuread", "--root", root.path]
+        dnf = root.dnf_argv()
+        short_dnf = "dnf --installroot " + root.path
+        print(f"  a throw-away server root: {root.path}")
+        print("  the dnf plugin is loaded from the unpacked python3-dnf-plugin-onedesk-azuread")
+
+        step("2. Configure the Azure AD entries (the secret from stdin)")
+        show(tool + ["set", "--client-id", CLIENT_ID, "--secret-stdin", "--expires",
+                     "2028-05-31"], env, stdin=FIRST)
+
+        step("3. Install OneDesk with dnf: the plugin checks and passes the entries")
+        show(dnf + ["install", *ONEDESK], env, shown=f"{short_dnf} install {' '.join(ONEDESK)}")
+        received(root)
+        show(tool + ["status"], env)
+
+        step("4. Rotate the secret: the packages still carry the old one")
+        show(tool + ["set", "--secret-stdin", "--expires", "2028-11-30"], env, stdin=SECOND)
+        show(tool + ["status"], env)
+        print("  (a plain `dnf reinstall` would not help: this onedesk-db-utils applies "
+              "settings only on a fresh install)")
+
+        step("5. apply: the vendor's remove + install, checked first, confirmed after")
+        show(tool + ["apply", "--yes"], env)
+        received(root)
+        show(tool + ["status"], env)
+
+        step("6. Someone pastes the Secret ID by hand; dnf refuses before installing anything")
+        with open(root.settings) as handle:
+            text = handle.read()
+        root.write_settings(text.replace(SECOND, SECRET_ID))
+        show(dnf + ["remove", "onedesk-db-utils"], env,
+             shown=f"{short_dnf} remove onedesk-db-utils")
+        show(dnf + ["install", *ONEDESK], env, shown=f"{short_dnf} install {' '.join(ONEDESK)}")
+        print(f"  installed now: {', '.join(root.installed()) or 'nothing'}")
+        show(tool + ["check"], env)
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
