@@ -266,3 +266,12 @@ def test_apply_says_what_state_the_system_is_in_when_install_fails(root, tmp_pat
     assert root.installed() == []  # as the message says
     completing = message.split("Complete the job with: ")[1]
     assert completing.startswith(str(wrapper))
+
+
+def test_dnf_logs_exist_and_never_hold_the_secret(root):
+    root.write_settings(GOOD)
+    root.dnf("install", *ONEDESK)
+    logs = set(os.listdir(os.path.join(root.path, "var/log")))
+    assert {"dnf.log", "dnf.rpm.log", "hawkey.log"} <= logs
+    assert "onedesk-azuread" in root.logs()  # the plugin's lines are there...
+    assert SECRET not in root.logs()  # ...the secret is not
