@@ -38,7 +38,7 @@ lint: venv
 	$(BIN)/ruff check onedesk_azuread $(wildcard dnf-plugin) tests tools
 	$(BIN)/vermin --target=3.9- --no-tips --violations --eval-annotations onedesk_azuread $(wildcard dnf-plugin)
 
-test: deps lint
+test: deps lint rpmlint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 	$(MAKE) test-floor
 
@@ -71,8 +71,12 @@ srpm: $(TARBALL)
 rpm: $(TARBALL)
 	$(RPMBUILD) $(RPMBUILD_DEPS) -ba specs/onedesk-azuread.spec
 
+# rpmlint opens an rpm database under $$HOME: give it a private one.
 rpmlint: rpm
-	rpmlint -r specs/onedesk-azuread.rpmlintrc specs/onedesk-azuread.spec dist/*.rpm
+	mkdir -p build/rpmlint-home
+	HOME=$(CURDIR)/build/rpmlint-home rpmlint -r specs/onedesk-azuread.rpmlintrc \
+		specs/onedesk-azuread.spec dist/$(NAME)-$(VERSION)-*.rpm \
+		dist/python3-dnf-plugin-$(NAME)-$(VERSION)-*.rpm
 
 demo: deps
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash tools/demo.sh

@@ -275,3 +275,17 @@ def test_dnf_logs_exist_and_never_hold_the_secret(root):
     assert {"dnf.log", "dnf.rpm.log", "hawkey.log"} <= logs
     assert "onedesk-azuread" in root.logs()  # the plugin's lines are there...
     assert SECRET not in root.logs()  # ...the secret is not
+
+
+def test_untouched_transactions_never_import_the_library(root):
+    # With the library unimportable, only a OneDesk transaction notices.
+    env = dict(root.env, PYTHONPATH="")
+    root.write_settings(GOOD)
+    from .rpmbed import run
+
+    quiet = run(root.dnf_argv("install", "unrelated-tool"), env=env, check=False)
+    assert quiet.returncode == 0 and "onedesk-azuread" not in quiet.stdout + quiet.stderr
+    loud = run(root.dnf_argv("install", "onedesk-db-utils"), env=env, check=False)
+    assert loud.returncode == 1
+    assert "the onedesk_azuread library cannot be imported" in loud.stdout + loud.stderr
+    assert root.installed() == ["unrelated-tool-1-1"]
