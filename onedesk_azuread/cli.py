@@ -264,11 +264,17 @@ def show_command(ctx, as_json, reveal):
         days = (info.expires - date.today()).days
         left = f"in {days} days" if days >= 0 else "EXPIRED"
         expires = f"{info.expires.isoformat()} ({left})"
-    secret_line = "not set"
+    def absent(key: str) -> str:
+        if snap.doc.entries_for(key):
+            return "present, but not a literal value (run: onedesk-azuread check)"
+        return "not set"
+
+    secret_line = absent(SECRET)
     if secret is not None:
         secret_line = shown_secret if reveal else f"{shown_secret} (masked; --reveal shows it)"
+    client_id = info.values[CLIENT_ID]
     click.echo(f"file:         {file_line}")
-    click.echo(f"{CLIENT_ID}:  {info.values[CLIENT_ID] or 'not set'}")
+    click.echo(f"{CLIENT_ID}:  {client_id if client_id is not None else absent(CLIENT_ID)}")
     click.echo(f"{SECRET}:  {secret_line}")
     click.echo(f"expires:      {expires}")
 

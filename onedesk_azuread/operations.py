@@ -93,6 +93,16 @@ class SetResult(NamedTuple):
     expiry_cleared: bool  # the old secret's expiry was dropped
 
 
+class _Planned(NamedTuple):
+    """What `set` will write, worked out under the lock."""
+
+    doc: shellfile.Document  # the text as written, parsed
+    findings: List[Finding]
+    changes: Dict[str, str]
+    secret_changed: bool
+    verification: object
+
+
 def set_entries(paths: Paths, *, client_id: Optional[str] = None, secret: Optional[str] = None,
                 expires: Optional[date] = None, force: bool = False,
                 today: Optional[date] = None,
@@ -109,7 +119,7 @@ def set_entries(paths: Paths, *, client_id: Optional[str] = None, secret: Option
             # could no longer be read back.
             raise OnedeskError(f"the {name} contains a line break or NUL byte; "
                                f"give only the value, on one line")
-    outcome: Dict[str, object] = {}
+    planned: List[_Planned] = []
 
     def edit(snapshot: Snapshot) -> str:
         doc = snapshot.doc
@@ -121,48 +131,43 @@ def set_entries(paths: Paths, *, client_id: Optional[str] = None, secret: Option
         new_text = shellfile.rewrite(doc, values)
         new_doc = shellfile.parse(new_text, KEYS, paths.settings)
         new_secret = new_doc.value(SECRET)
-        if expires is None and new_secret == doc.value(SECRET):
+        secret_changed = new_secret != doc.value(SECRET)
+        if expires is not None and not new_secret:
+            raise OnedeskError(f"{paths.settings}: {SECRET} is not set, so there is no secret "
+                               f"to record an expiry for; give the secret too")
+        expiry = expires
+        if expiry is None and not secret_changed:
             expiry = state.load_expiry(paths.state_dir, new_secret)
-        else:
-            expiry = expires
         findings = validation.validate(new_doc, expires=expiry, today=today)
         if validation.errors(findings) and not force:
             raise Refused(paths.settings, findings)
-        outcome["verification"] = None
+        checked = None
         if verify is not None:
-            pair = (new_doc.value(CLIENT_ID), new_doc.value(SECRET))
+            pair = (new_doc.value(CLIENT_ID), new_secret)
             if not all(pair):
                 raise OnedeskError(f"{paths.settings}: nothing to verify: both {CLIENT_ID} and "
                                    f"{SECRET} are needed")
             checked = verify(*pair)
             if checked.status != "valid" and not force:
                 raise VerificationFailed(paths.settings, checked)
-            outcome["verification"] = checked
-        outcome["findings"] = findings
-        outcome["changes"] = {
+        changes = {
             key: ("added" if doc.last(key) is None else
                   "unchanged" if _lines(doc, key) == _lines(new_doc, key) else "changed")
             for key, given in ((CLIENT_ID, client_id), (SECRET, secret)) if given is not None
         }
-        outcome["secret_changed"] = new_secret != doc.value(SECRET)
-        outcome["secret"] = new_secret
-        outcome["client_id"] = new_doc.value(CLIENT_ID)
+        planned.append(_Planned(new_doc, findings, changes, secret_changed, checked))
         return new_text
 
-    if expires is not None and secret is None and client_id is None:
-        current = settings.read(paths.settings).doc.value(SECRET)
-        if not current:
-            raise OnedeskError(f"{paths.settings}: {SECRET} is not set, so there is no secret "
-                               f"to record an expiry for; give the secret too")
     update = settings.update(paths.settings, edit)
+    done = planned[-1]
     if expires is not None:
-        state.save_expiry(paths.state_dir, outcome["secret"], expires)
-    elif outcome["secret_changed"]:
+        state.save_expiry(paths.state_dir, done.doc.value(SECRET), expires)
+    elif done.secret_changed:
         state.clear_expiry(paths.state_dir)  # it belonged to the old secret
-    return SetResult(paths.settings, update.written, outcome["changes"], outcome["findings"],
-                     outcome["client_id"], outcome["verification"],
+    return SetResult(paths.settings, update.written, done.changes, done.findings,
+                     done.doc.value(CLIENT_ID), done.verification,
                      update.written and update.before.exists,
-                     expires, expires is None and bool(outcome["secret_changed"]))
+                     expires, expires is None and done.secret_changed)
 
 
 def unset_entries(paths: Paths) -> bool:

@@ -292,3 +292,10 @@ def test_bash_reads_back_exactly_the_secret_and_other_lines_are_kept(tmp_path, b
 
 def _quoted(value):
     return quote(value.rstrip("\r\n"))
+
+
+def test_show_says_when_an_entry_is_not_a_literal_value(run, settings_path):
+    settings_path.write_text(f"AZUREAD_CID={CLIENT_ID}\nAZUREAD_CIS=$SECRET_FROM_ELSEWHERE\n")
+    result = run("show")
+    assert "AZUREAD_CIS:  present, but not a literal value" in result.stdout
+    assert json.loads(run("show", "--json").stdout)["secret"] is None
