@@ -20,8 +20,6 @@ from .settings import Paths
 from .validation import ERROR, Finding
 
 EXIT_PROBLEM = 1
-EXIT_USAGE = 2
-EXIT_UNCHECKED = 3
 
 NEXT_STEP = """\
 Next: reinstall the OneDesk packages so their install scripts apply the change:
@@ -40,6 +38,9 @@ class _Group(click.Group):
             raise _Failure(str(exc)) from None
         except OnedeskError as exc:
             raise _Failure(str(exc), exc.exit_code) from None
+        except OSError as exc:  # a system error the library did not foresee: still one line
+            where = f"{exc.filename}: " if exc.filename else ""
+            raise _Failure(f"{where}{exc.strerror or exc}") from None
 
 
 class _Failure(click.ClickException):
