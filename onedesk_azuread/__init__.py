@@ -1,5 +1,7 @@
 """Safe management of OneDesk's Azure AD sign-in settings in /root/.OneDesk."""
 
+from __future__ import annotations
+
 __version__ = "0.1.0"
 
 CLIENT_ID = "AZUREAD_CID"

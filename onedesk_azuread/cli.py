@@ -6,11 +6,12 @@ click program (`make bench`). Exit codes: 0 success, 1 problem
 found or operation failed, 2 usage error, 3 could not check (network).
 """
 
+from __future__ import annotations
+
 import os
 import pwd
 import sys
 from datetime import date
-from typing import List, Optional
 
 import click
 
@@ -70,7 +71,7 @@ def _paths(ctx: click.Context) -> Paths:
               help="The settings file (default: /root/.OneDesk under the root).")
 @click.version_option(__version__, prog_name="onedesk-azuread")
 @click.pass_context
-def cli(ctx: click.Context, root: Optional[str], settings_file: Optional[str]) -> None:
+def cli(ctx: click.Context, root: str | None, settings_file: str | None) -> None:
     """Manage the Azure AD sign-in settings (AZUREAD_CID, AZUREAD_CIS) of an
     on-premise OneDesk server, safely."""
     ctx.obj = Paths.under(root, settings_file)
@@ -225,7 +226,7 @@ def unset_command(ctx):
         _say(f"{paths.settings}: no Azure AD entries to remove")
 
 
-def _owner(uid: Optional[int]) -> Optional[str]:
+def _owner(uid: int | None) -> str | None:
     if uid is None:
         return None
     try:
@@ -280,8 +281,8 @@ def show_command(ctx, as_json, reveal):
     click.echo(f"expires:      {expires}")
 
 
-def _report(path: str, findings: List[Finding], repaired: List[Finding], as_json: bool,
-            online: Optional[verify.Result] = None) -> int:
+def _report(path: str, findings: list[Finding], repaired: list[Finding], as_json: bool,
+            online: verify.Result | None = None) -> int:
     errors = [f for f in findings if f.severity == ERROR]
     if as_json:
         report = {

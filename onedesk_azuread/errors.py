@@ -1,5 +1,7 @@
 """Errors a user can cause and fix. Their text is one line and never holds a secret."""
 
+from __future__ import annotations
+
 
 class OnedeskError(Exception):
     """Base of every error that should reach the user as a one-line message."""

@@ -1,12 +1,14 @@
 """Crash-safe file writing and locking, shared by the settings file and the tool's state."""
 
+from __future__ import annotations
+
 import contextlib
 import errno
 import fcntl
 import os
 import stat
 import tempfile
-from typing import Iterator, Optional
+from collections.abc import Iterator
 
 from .errors import SettingsError
 
@@ -40,7 +42,7 @@ def locked_directory(directory: str, error=SettingsError) -> Iterator[None]:
         os.close(fd)  # closing releases the lock
 
 
-def write_temp(directory: str, name: str, data: bytes, uid: Optional[int], gid: Optional[int],
+def write_temp(directory: str, name: str, data: bytes, uid: int | None, gid: int | None,
                error=SettingsError) -> str:
     """Write ``data`` to a new mode-0600 temp file in ``directory``, fsynced; return its path."""
     try:
@@ -88,8 +90,8 @@ def fsync_directory(directory: str) -> None:
         os.close(fd)
 
 
-def replace_file(path: str, data: bytes, *, uid: Optional[int] = None, gid: Optional[int] = None,
-                 backup: Optional[bytes] = None, error=SettingsError) -> None:
+def replace_file(path: str, data: bytes, *, uid: int | None = None, gid: int | None = None,
+                 backup: bytes | None = None, error=SettingsError) -> None:
     """Atomically replace ``path`` with ``data`` (mode 0600), keeping ``backup`` as ``path.bak``.
 
     Both temp files are complete and fsynced before either rename, so a
@@ -116,7 +118,7 @@ def replace_file(path: str, data: bytes, *, uid: Optional[int] = None, gid: Opti
                     os.unlink(leftover)
 
 
-def regular_file_or_absent(path: str, error=SettingsError) -> Optional[os.stat_result]:
+def regular_file_or_absent(path: str, error=SettingsError) -> os.stat_result | None:
     """lstat ``path``: None when absent; an error for a symlink or anything not a regular file."""
     try:
         st = os.lstat(path)

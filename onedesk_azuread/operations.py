@@ -1,7 +1,10 @@
 """What the commands do, over the settings file and the tool's state (no click here)."""
 
+from __future__ import annotations
+
+from collections import namedtuple
+from collections.abc import Callable
 from datetime import date
-from typing import Callable, Dict, List, NamedTuple, Optional
 
 from . import CLIENT_ID, KEYS, SECRET, settings, shellfile, state, validation
 from .errors import OnedeskError
@@ -12,7 +15,7 @@ from .validation import Finding
 class Refused(OnedeskError):
     """Validation found errors in what would be written; nothing was written."""
 
-    def __init__(self, path: str, findings: List[Finding]):
+    def __init__(self, path: str, findings: list[Finding]):
         self.path = path
         self.findings = findings
         count = len(validation.errors(findings))
@@ -35,17 +38,20 @@ def mask(secret: str) -> str:
     return secret[:3] + "…" if len(secret) > 3 else "…"
 
 
-class Inspection(NamedTuple):
-    snapshot: Snapshot
-    expires: Optional[date]
-    findings: List[Finding]  # empty when not validated
+class Inspection(namedtuple("Inspection", "snapshot expires findings")):
+    """The settings file as read, its recorded expiry and, if asked, its findings."""
+
+    __slots__ = ()
+    # snapshot: Snapshot
+    # expires: date | None
+    # findings: list[Finding]; empty when not validated
 
     @property
-    def values(self) -> Dict[str, Optional[str]]:
+    def values(self) -> dict[str, str | None]:
         return {key: self.snapshot.doc.value(key) for key in KEYS}
 
 
-def inspect(paths: Paths, today: Optional[date] = None, validate: bool = True) -> Inspection:
+def inspect(paths: Paths, today: date | None = None, validate: bool = True) -> Inspection:
     snapshot = settings.read(paths.settings)
     expires = state.load_expiry(paths.state_dir, snapshot.doc.value(SECRET))
     findings = []
@@ -55,13 +61,16 @@ def inspect(paths: Paths, today: Optional[date] = None, validate: bool = True) -
     return Inspection(snapshot, expires, findings)
 
 
-class CheckResult(NamedTuple):
-    before: Inspection
-    after: Inspection
-    repaired: List[Finding]
+class CheckResult(namedtuple("CheckResult", "before after repaired")):
+    """Findings before and after `check --fix`, and what it repaired."""
+
+    __slots__ = ()
+    # before: Inspection
+    # after: Inspection
+    # repaired: list[Finding]
 
 
-def check(paths: Paths, fix: bool = False, today: Optional[date] = None) -> CheckResult:
+def check(paths: Paths, fix: bool = False, today: date | None = None) -> CheckResult:
     """Validate; with ``fix``, apply every repairable finding first (rewrite, mode, owner)."""
     before = inspect(paths, today)
     if not fix or not any(f.repairable for f in before.findings):
@@ -77,36 +86,41 @@ def check(paths: Paths, fix: bool = False, today: Optional[date] = None) -> Chec
     return CheckResult(before, after, repaired)
 
 
-def _lines(doc: shellfile.Document, key: str) -> List[str]:
+def _lines(doc: shellfile.Document, key: str) -> list[str]:
     return [doc.text[e.start:e.end] for e in doc.entries_for(key)]
 
 
-class SetResult(NamedTuple):
-    path: str
-    written: bool
-    changes: Dict[str, str]  # key -> "added" | "changed" | "unchanged"
-    findings: List[Finding]  # of the file as written (warnings, or errors under --force)
-    client_id: Optional[str]  # as written, for the report
-    verification: object  # verify.Result when asked for, else None
-    backup: bool  # a previous version was kept as .bak
-    expiry_recorded: Optional[date]
-    expiry_cleared: bool  # the old secret's expiry was dropped
+class SetResult(namedtuple("SetResult", "path written changes findings client_id "
+                                        "verification backup expiry_recorded expiry_cleared")):
+    """What `set` did, for the report."""
+
+    __slots__ = ()
+    # path: str
+    # written: bool
+    # changes: dict[str, str]; key -> "added" | "changed" | "unchanged"
+    # findings: list[Finding]; of the file as written (warnings, or errors under --force)
+    # client_id: str | None; as written, for the report
+    # verification: object; verify.Result when asked for, else None
+    # backup: bool; a previous version was kept as .bak
+    # expiry_recorded: date | None
+    # expiry_cleared: bool; the old secret's expiry was dropped
 
 
-class _Planned(NamedTuple):
+class _Planned(namedtuple("_Planned", "doc findings changes secret_changed verification")):
     """What `set` will write, worked out under the lock."""
 
-    doc: shellfile.Document  # the text as written, parsed
-    findings: List[Finding]
-    changes: Dict[str, str]
-    secret_changed: bool
-    verification: object
+    __slots__ = ()
+    # doc: shellfile.Document; the text as written, parsed
+    # findings: list[Finding]
+    # changes: dict[str, str]
+    # secret_changed: bool
+    # verification: object
 
 
-def set_entries(paths: Paths, *, client_id: Optional[str] = None, secret: Optional[str] = None,
-                expires: Optional[date] = None, force: bool = False,
-                today: Optional[date] = None,
-                verify: Optional[Callable[[str, str], object]] = None) -> SetResult:
+def set_entries(paths: Paths, *, client_id: str | None = None, secret: str | None = None,
+                expires: date | None = None, force: bool = False,
+                today: date | None = None,
+                verify: Callable[[str, str], object] | None = None) -> SetResult:
     """Set what is given; our lines are rewritten canonical. Refuses on errors unless ``force``.
 
     ``verify(client_id, secret)`` (online verification) runs on the pair as it
@@ -119,7 +133,7 @@ def set_entries(paths: Paths, *, client_id: Optional[str] = None, secret: Option
             # could no longer be read back.
             raise OnedeskError(f"the {name} contains a line break or NUL byte; "
                                f"give only the value, on one line")
-    planned: List[_Planned] = []
+    planned: list[_Planned] = []
 
     def edit(snapshot: Snapshot) -> str:
         doc = snapshot.doc

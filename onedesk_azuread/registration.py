@@ -1,8 +1,9 @@
 """What the administrator registers in Azure for one OneDesk server. Pure data."""
 
+from __future__ import annotations
+
 import json
 import shlex
-from typing import Dict, List, Tuple
 from urllib.parse import urlsplit
 
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
@@ -12,7 +13,7 @@ REDIRECT_PATHS = (
     "/integrations/azuread/token",
 )
 # Microsoft Graph delegated permissions the vendor's article lists, with their ids.
-DELEGATED_PERMISSIONS: Tuple[Tuple[str, str], ...] = (
+DELEGATED_PERMISSIONS: tuple[tuple[str, str], ...] = (
     ("Directory.Read.All", "06da0dbc-49e2-44d2-8312-53f166ab848a"),
     ("email", "64a6cdd6-aab1-4aaf-94b8-3cc8405e90d0"),
     ("Group.Read.All", "5f8c59db-677d-491f-a6b8-5f174b11ec1d"),
@@ -43,11 +44,11 @@ def server_url(url: str) -> str:
     return f"https://{parts.netloc}"
 
 
-def redirect_uris(base: str) -> List[str]:
+def redirect_uris(base: str) -> list[str]:
     return [base + path for path in REDIRECT_PATHS]
 
 
-def required_resource_access() -> List[Dict[str, object]]:
+def required_resource_access() -> list[dict[str, object]]:
     return [{
         "resourceAppId": GRAPH_APP_ID,
         "resourceAccess": [{"id": pid, "type": "Scope"} for _, pid in DELEGATED_PERMISSIONS],
@@ -58,7 +59,7 @@ def display_name(base: str) -> str:
     return f"OneDesk ({urlsplit(base).hostname})"
 
 
-def manifest(base: str) -> Dict[str, object]:
+def manifest(base: str) -> dict[str, object]:
     """The registration as Microsoft Graph application properties (stable JSON)."""
     return {
         "displayName": display_name(base),

@@ -7,7 +7,10 @@ installed packages carry the current entries. Any failure says what state the
 system is in and the one command that completes the job.
 """
 
-from typing import Callable, Dict, List, NamedTuple, Optional
+from __future__ import annotations
+
+from collections import namedtuple
+from collections.abc import Callable
 
 from . import KEYS, operations, packages, state, transaction, validation
 from .errors import OnedeskError
@@ -15,15 +18,21 @@ from .packages import DB_UTILS, ONEDESK_PACKAGES
 from .settings import Paths
 
 
-class Step(NamedTuple):
-    title: str
-    args: List[str]  # dnf arguments (the dnf command and --installroot come first)
+class Step(namedtuple("Step", "title args")):
+    """One dnf command of the reinstall."""
+
+    __slots__ = ()
+    # title: str
+    # args: list[str]; dnf arguments (the dnf command and --installroot come first)
 
 
-class Plan(NamedTuple):
-    removed: List[str]  # what `dnf remove onedesk-db-utils` takes away
-    reinstalled: List[str]  # what is installed again (the four, and anything else removed)
-    steps: List[Step]
+class Plan(namedtuple("Plan", "removed reinstalled steps")):
+    """The reinstall, worked out before anything changes."""
+
+    __slots__ = ()
+    # removed: list[str]; what `dnf remove onedesk-db-utils` takes away
+    # reinstalled: list[str]; what is installed again (the four, and anything else removed)
+    # steps: list[Step]
 
 
 def _check_entries(paths: Paths) -> None:
@@ -41,7 +50,7 @@ def plan(paths: Paths) -> Plan:
     _check_entries(paths)
     root = paths.root
     have = packages.installed(root, ONEDESK_PACKAGES)
-    removed: List[str] = []
+    removed: list[str] = []
     if have[DB_UTILS] is not None:
         dependents = packages.query(root, "--installed", "--whatrequires", DB_UTILS,
                                     "--recursive", "--qf", "%{name}")
@@ -65,7 +74,7 @@ def plan(paths: Paths) -> Plan:
     return Plan(removed, reinstalled, steps)
 
 
-def _prefetch_steps(root: str, names: List[str], have_all: Dict[str, Optional[str]]) -> List[Step]:
+def _prefetch_steps(root: str, names: list[str], have_all: dict[str, str | None]) -> list[Step]:
     """Download now what the install will need, so a lost network cannot strand the removal.
 
     `dnf install --downloadonly` skips installed packages, so each installed one is
@@ -78,7 +87,7 @@ def _prefetch_steps(root: str, names: List[str], have_all: Dict[str, Optional[st
         name, nevra = line.split()
         available[name] = nevra
     upgrades = set(packages.query(root, "--upgrades", "--qf", "%{name}", *names))
-    groups: Dict[str, List[str]] = {"install": [], "reinstall": [], "upgrade": [], "downgrade": []}
+    groups: dict[str, list[str]] = {"install": [], "reinstall": [], "upgrade": [], "downgrade": []}
     for name in names:
         current = have_all.get(name)
         if current is None:

@@ -1,8 +1,11 @@
 """The settings file on disk: where it is, reading it, and locked, atomic, backed-up writes."""
 
+from __future__ import annotations
+
 import os
 import stat
-from typing import Callable, NamedTuple, Optional
+from collections import namedtuple
+from collections.abc import Callable
 
 from . import KEYS, shellfile
 from .errors import ParseError, SettingsError
@@ -18,15 +21,16 @@ DEFAULT_FILE = "/root/.OneDesk"
 STATE_DIR = "/var/lib/onedesk-azuread"
 
 
-class Paths(NamedTuple):
+class Paths(namedtuple("Paths", "root settings state_dir")):
     """Where the settings file and the tool's state live, under a root like `rpm --root`."""
 
-    root: str
-    settings: str
-    state_dir: str
+    __slots__ = ()
+    # root: str
+    # settings: str
+    # state_dir: str
 
     @classmethod
-    def under(cls, root: Optional[str] = None, settings: Optional[str] = None) -> "Paths":
+    def under(cls, root: str | None = None, settings: str | None = None) -> Paths:
         root = os.path.abspath(root or "/")
         return cls(
             root=root,
@@ -39,15 +43,16 @@ def _join(root: str, absolute: str) -> str:
     return os.path.join(root, absolute.lstrip("/"))
 
 
-class Snapshot(NamedTuple):
+class Snapshot(namedtuple("Snapshot", "path data mode uid gid doc")):
     """The settings file as read at one moment."""
 
-    path: str
-    data: Optional[bytes]  # None when the file does not exist
-    mode: Optional[int]
-    uid: Optional[int]
-    gid: Optional[int]
-    doc: shellfile.Document
+    __slots__ = ()
+    # path: str
+    # data: bytes | None; None when the file does not exist
+    # mode: int | None
+    # uid: int | None
+    # gid: int | None
+    # doc: shellfile.Document
 
     @property
     def exists(self) -> bool:
@@ -112,10 +117,13 @@ def _ensure_directory(path: str) -> str:
     return directory
 
 
-class Update(NamedTuple):
-    before: Snapshot
-    written: bool  # the file's content changed
-    permissions_fixed: bool  # mode or owner changed
+class Update(namedtuple("Update", "before written permissions_fixed")):
+    """What a locked read-modify-write did."""
+
+    __slots__ = ()
+    # before: Snapshot
+    # written: bool; the file's content changed
+    # permissions_fixed: bool; mode or owner changed
 
 
 def update(path: str, edit: Callable[[Snapshot], str], *, fix_permissions: bool = False) -> Update:

@@ -7,8 +7,11 @@ full; every other line is scanned just enough to know where statements start
 (a quote may carry a value over several lines), and is never rewritten.
 """
 
+from __future__ import annotations
+
 import re
-from typing import Dict, Iterable, List, Mapping, NamedTuple, Optional, Tuple
+from collections import namedtuple
+from collections.abc import Iterable, Mapping
 
 from .errors import ParseError
 
@@ -33,37 +36,39 @@ _EXPANDS_AFTER_DOLLAR = re.compile(r"[A-Za-z0-9_{(@*#?$!'\"-]")
 _BARE = re.compile(r"[A-Za-z0-9_.,+/=@%:-][A-Za-z0-9_.,+/=@%:~-]*")
 
 
-class Entry(NamedTuple):
+class Entry(namedtuple("Entry", "key line start end value problems")):
     """One line that assigns one of our keys."""
 
-    key: str
-    line: int  # 1-based physical line number
-    start: int  # offset of the line's first character in the text
-    end: int  # offset just past the line's end of line
-    value: Optional[str]  # what the writer meant; None when it cannot be known
-    problems: Tuple[str, ...]  # syntax problem codes, see above
+    __slots__ = ()
+    # key: str
+    # line: int; 1-based physical line number
+    # start: int; offset of the line's first character in the text
+    # end: int; offset just past the line's end of line
+    # value: str | None; what the writer meant; None when it cannot be known
+    # problems: tuple[str, ...]; syntax problem codes, see above
 
 
-class Document(NamedTuple):
+class Document(namedtuple("Document", "text entries")):
     """A parsed settings text and the entries for the keys asked about."""
 
-    text: str
-    entries: Tuple[Entry, ...]
+    __slots__ = ()
+    # text: str
+    # entries: tuple[Entry, ...]
 
-    def entries_for(self, key: str) -> List[Entry]:
+    def entries_for(self, key: str) -> list[Entry]:
         return [e for e in self.entries if e.key == key]
 
-    def last(self, key: str) -> Optional[Entry]:
+    def last(self, key: str) -> Entry | None:
         found = self.entries_for(key)
         return found[-1] if found else None
 
-    def value(self, key: str) -> Optional[str]:
+    def value(self, key: str) -> str | None:
         """The value the last definition of ``key`` means, or None."""
         entry = self.last(key)
         return entry.value if entry else None
 
 
-def _logical_lines(text: str) -> Iterable[Tuple[int, int, int, bool]]:
+def _logical_lines(text: str) -> Iterable[tuple[int, int, int, bool]]:
     """Yield (start, end, line number, unterminated) for each shell statement line.
 
     A statement normally ends at a newline, but an open quote or a trailing
@@ -108,13 +113,13 @@ def _logical_lines(text: str) -> Iterable[Tuple[int, int, int, bool]]:
         yield start, i, start_line, quote is not None
 
 
-def _read_word(s: str, i: int) -> Tuple[str, int, bool]:
+def _read_word(s: str, i: int) -> tuple[str, int, bool]:
     """Read one bash word from ``s[i:]`` as an assignment value.
 
     Returns (value, index after the word, uses expansion). Raises ValueError
     when a quote is not closed on this line.
     """
-    out: List[str] = []
+    out: list[str] = []
     expands = False
     first = i
     while i < len(s):
@@ -161,7 +166,7 @@ def _read_word(s: str, i: int) -> Tuple[str, int, bool]:
 
 
 def _parse_entry(text: str, start: int, end: int, line: int, key: str,
-                 match: "re.Match[str]", path: str) -> Entry:
+                 match: re.Match[str], path: str) -> Entry:
     raw = text[start:end]
     body = raw[:-1] if raw.endswith("\n") else raw
     problems = []
@@ -235,14 +240,14 @@ def assignment(key: str, value: str) -> str:
     return f"{key}={quote(value)}\n"
 
 
-def rewrite(doc: Document, values: Mapping[str, Optional[str]]) -> str:
+def rewrite(doc: Document, values: Mapping[str, str | None]) -> str:
     """Return the text with each key in ``values`` set (or removed, for None).
 
     Every definition of a key collapses into one canonical line where the
     last definition stood; a new key is appended. Lines of other keys, and
     of keys not in ``values``, are kept byte for byte.
     """
-    edits: Dict[int, Tuple[int, str]] = {}  # start -> (end, replacement)
+    edits: dict[int, tuple[int, str]] = {}  # start -> (end, replacement)
     appended = []
     for key, value in values.items():
         found = doc.entries_for(key)

@@ -7,9 +7,10 @@ to a new one. Matching that needs no hashing, which keeps `show` quick;
 fingerprints that must prove equality (applied state) use a salted HMAC.
 """
 
+from __future__ import annotations
+
 import os
 from datetime import date, datetime, timezone
-from typing import Optional
 
 from .errors import StateError
 from .fsutil import describe_oserror, locked_directory, replace_file
@@ -35,7 +36,7 @@ def new_salt() -> str:
     return secrets.token_hex(16)
 
 
-def _load(path: str) -> Optional[dict]:
+def _load(path: str) -> dict | None:
     import json
 
     try:
@@ -66,7 +67,7 @@ def save_json(state_dir: str, name: str, record: dict) -> None:
         replace_file(os.path.join(state_dir, name), data, uid=0, gid=0, error=StateError)
 
 
-def load_expiry(state_dir: str, secret: Optional[str]) -> Optional[date]:
+def load_expiry(state_dir: str, secret: str | None) -> date | None:
     """The expiry recorded for ``secret``, or None (none recorded, or for another secret)."""
     if not secret:
         return None
@@ -129,7 +130,7 @@ def record_applied(state_dir: str, client_id: str, secret: str, packages: list) 
     return record
 
 
-def load_applied(state_dir: str) -> Optional[dict]:
+def load_applied(state_dir: str) -> dict | None:
     path = os.path.join(state_dir, APPLIED_FILE)
     record = _load(path)
     if record is not None and not all(k in record for k in ("fingerprint", "salt", "applied")):
@@ -138,7 +139,7 @@ def load_applied(state_dir: str) -> Optional[dict]:
     return record
 
 
-def sync_state(record: Optional[dict], client_id: Optional[str], secret: Optional[str]) -> str:
+def sync_state(record: dict | None, client_id: str | None, secret: str | None) -> str:
     """IN_SYNC when the packages were installed with exactly this pair."""
     import hmac
 

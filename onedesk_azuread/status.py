@@ -1,22 +1,25 @@
 """Were the current entries applied to the installed OneDesk packages?"""
 
-from datetime import date
-from typing import Dict, List, NamedTuple, Optional
+from __future__ import annotations
+
+from collections import namedtuple
 
 from . import CLIENT_ID, SECRET, operations, packages, state, validation
 from .settings import Paths
-from .validation import Finding
 
 NOT_INSTALLED = "not installed"
 
 
-class Status(NamedTuple):
-    path: str
-    errors: List[Finding]  # validation errors of the entries as they stand
-    sync: str  # state.IN_SYNC, state.PENDING, state.NEVER_APPLIED or NOT_INSTALLED
-    applied: Optional[dict]  # the applied-state record (no secret in it)
-    installed: Dict[str, Optional[str]]  # OneDesk package -> installed NEVRA or None
-    expires: Optional[date]
+class Status(namedtuple("Status", "path errors sync applied installed expires")):
+    """Whether the installed packages carry the current entries."""
+
+    __slots__ = ()
+    # path: str
+    # errors: list[Finding]; validation errors of the entries as they stand
+    # sync: str; state.IN_SYNC, state.PENDING, state.NEVER_APPLIED or NOT_INSTALLED
+    # applied: dict | None; the applied-state record (no secret in it)
+    # installed: dict[str, str | None]; OneDesk package -> installed NEVRA or None
+    # expires: date | None
 
     @property
     def ok(self) -> bool:

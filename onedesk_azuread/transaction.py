@@ -7,7 +7,9 @@ install scripts just before the packages are installed, and record what was
 applied. Nothing here imports dnf.
 """
 
-from typing import Dict, List, NamedTuple, Tuple
+from __future__ import annotations
+
+from collections import namedtuple
 
 from . import CLIENT_ID, KEYS, SECRET, operations, state, validation
 from .settings import Paths
@@ -16,10 +18,13 @@ from .validation import Finding
 PLUGIN_CONF = "onedesk_azuread.conf"
 
 
-class Preflight(NamedTuple):
-    present: bool  # any Azure AD entry at all
-    blocking: List[Finding]  # errors the canonical rewrite cannot repair
-    notes: List[Finding]  # repairable errors and warnings: logged, not blocking
+class Preflight(namedtuple("Preflight", "present blocking notes")):
+    """The entries' check before a OneDesk transaction downloads anything."""
+
+    __slots__ = ()
+    # present: bool; any Azure AD entry at all
+    # blocking: list[Finding]; errors the canonical rewrite cannot repair
+    # notes: list[Finding]; repairable errors and warnings: logged, not blocking
 
 
 def preflight(paths: Paths, require: bool) -> Preflight:
@@ -33,7 +38,7 @@ def preflight(paths: Paths, require: bool) -> Preflight:
     return Preflight(True, blocking, notes)
 
 
-def blocking_message(paths: Paths, blocking: List[Finding], root: str) -> str:
+def blocking_message(paths: Paths, blocking: list[Finding], root: str) -> str:
     lines = [f"onedesk-azuread: {paths.settings} would give OneDesk wrong Azure AD settings; "
              f"nothing was installed:"]
     lines += [f"  {finding.describe(paths.settings)}" for finding in blocking]
@@ -42,7 +47,7 @@ def blocking_message(paths: Paths, blocking: List[Finding], root: str) -> str:
     return "\n".join(lines)
 
 
-def inject(paths: Paths) -> Tuple[List[Finding], Dict[str, str]]:
+def inject(paths: Paths) -> tuple[list[Finding], dict[str, str]]:
     """Repair what `check --fix` repairs; return the repairs and the variables to export."""
     result = operations.check(paths, fix=True)
     values = result.after.values
@@ -50,6 +55,6 @@ def inject(paths: Paths) -> Tuple[List[Finding], Dict[str, str]]:
     return result.repaired, env
 
 
-def record(paths: Paths, env: Dict[str, str], packages: List[str]) -> None:
+def record(paths: Paths, env: dict[str, str], packages: list[str]) -> None:
     if CLIENT_ID in env and SECRET in env:
         state.record_applied(paths.state_dir, env[CLIENT_ID], env[SECRET], packages)

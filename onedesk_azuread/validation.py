@@ -6,9 +6,11 @@ owner, the recorded expiry, today's date). The value checks are configobj's
 file-level findings come from the parser's facts.
 """
 
+from __future__ import annotations
+
 import re
+from collections import namedtuple
 from datetime import date
-from typing import Dict, List, NamedTuple, Optional
 
 from . import CLIENT_ID, KEYS, SECRET, shellfile
 
@@ -29,19 +31,23 @@ FIX_SECRET = "onedesk-azuread set --secret-prompt"
 SET_COMMAND = {CLIENT_ID: FIX_CLIENT_ID, SECRET: FIX_SECRET}
 
 
-class Finding(NamedTuple):
-    code: str  # stable identifier, documented in the README
-    severity: str  # ERROR or WARNING
-    key: Optional[str]  # the entry concerned, None for the file itself
-    message: str  # what is wrong and the command that fixes it
-    repairable: bool  # whether `check --fix` repairs it
-    line: Optional[int] = None
+class Finding(namedtuple("Finding", "code severity key message repairable line",
+                         defaults=(None,))):
+    """One answer to "will OneDesk get correct values?", with its fix."""
+
+    __slots__ = ()
+    # code: str; stable identifier, documented in the README
+    # severity: str; ERROR or WARNING
+    # key: str | None; the entry concerned, None for the file itself
+    # message: str; what is wrong and the command that fixes it
+    # repairable: bool; whether `check --fix` repairs it
+    # line: int | None
 
     def describe(self, path: str) -> str:
         where = f"{path}:{self.line}" if self.line else path
         return f"{where}: {self.severity}: {self.message}"
 
-    def as_dict(self) -> Dict[str, object]:
+    def as_dict(self) -> dict[str, object]:
         return {
             "code": self.code,
             "severity": self.severity,
@@ -94,7 +100,7 @@ _SPEC = [f"{CLIENT_ID} = azure_client_id()", f"{SECRET} = azure_client_secret()"
 _CHECKS = {"azure_client_id": _check_client_id, "azure_client_secret": _check_secret}
 
 
-def _check_values(values: Dict[str, str]) -> Dict[str, object]:
+def _check_values(values: dict[str, str]) -> dict[str, object]:
     """Run the configspec over ``values``: key -> normalized value or _Invalid."""
     # Imported here, not at the top: configobj's validate module compiles many
     # regexes on import, and commands that only read (`show`) never validate.
@@ -116,14 +122,14 @@ def _check_values(values: Dict[str, str]) -> Dict[str, object]:
     validator = Validator({name: as_validate_error(fn) for name, fn in _CHECKS.items()})
     config = ConfigObj(values, configspec=_SPEC, interpolation=False, list_values=False)
     outcome = config.validate(validator, preserve_errors=True)
-    results: Dict[str, object] = {}
+    results: dict[str, object] = {}
     for key in values:
         verdict = True if outcome is True else outcome.get(key, True)
         results[key] = config[key] if verdict is True else verdict.args[0]
     return results
 
 
-def canonical_values(doc: shellfile.Document) -> Dict[str, str]:
+def canonical_values(doc: shellfile.Document) -> dict[str, str]:
     """The values the canonical rewrite writes for entries present with a known value."""
     values = {}
     for key in KEYS:
@@ -134,7 +140,7 @@ def canonical_values(doc: shellfile.Document) -> Dict[str, str]:
     return values
 
 
-def _syntax_findings(doc: shellfile.Document) -> List[Finding]:
+def _syntax_findings(doc: shellfile.Document) -> list[Finding]:
     texts = {
         shellfile.CRLF: (ERROR, True, "{key} ends in a Windows line ending (CRLF); bash keeps "
                          "the carriage return in the value. Fix: " + FIX_REWRITE),
@@ -167,7 +173,7 @@ def _syntax_findings(doc: shellfile.Document) -> List[Finding]:
     return findings
 
 
-def _value_findings(doc: shellfile.Document) -> List[Finding]:
+def _value_findings(doc: shellfile.Document) -> list[Finding]:
     findings = []
     present = {}
     for key in KEYS:
@@ -214,7 +220,7 @@ def _value_message(key: str, error: _Invalid) -> str:
             f"secret has. Fix: {fix}")
 
 
-def _file_findings(mode: Optional[int], uid: Optional[int]) -> List[Finding]:
+def _file_findings(mode: int | None, uid: int | None) -> list[Finding]:
     findings = []
     if mode is not None and mode & 0o077:
         findings.append(Finding(
@@ -228,7 +234,7 @@ def _file_findings(mode: Optional[int], uid: Optional[int]) -> List[Finding]:
     return findings
 
 
-def _expiry_findings(expires: Optional[date], today: date) -> List[Finding]:
+def _expiry_findings(expires: date | None, today: date) -> list[Finding]:
     if expires is None:
         return []
     renew = f"create a new client secret in Azure, then run: {FIX_SECRET} --expires YYYY-MM-DD"
@@ -243,17 +249,17 @@ def _expiry_findings(expires: Optional[date], today: date) -> List[Finding]:
     return []
 
 
-def validate(doc: shellfile.Document, *, mode: Optional[int] = None, uid: Optional[int] = None,
-             expires: Optional[date] = None, today: Optional[date] = None) -> List[Finding]:
+def validate(doc: shellfile.Document, *, mode: int | None = None, uid: int | None = None,
+             expires: date | None = None, today: date | None = None) -> list[Finding]:
     """All findings for a parsed settings file; errors first, then warnings."""
     findings = (_syntax_findings(doc) + _value_findings(doc) + _file_findings(mode, uid)
                 + _expiry_findings(expires, today or date.today()))
     return sorted(findings, key=lambda f: (f.severity != ERROR, f.line or 0))
 
 
-def errors(findings: List[Finding]) -> List[Finding]:
+def errors(findings: list[Finding]) -> list[Finding]:
     return [f for f in findings if f.severity == ERROR]
 
 
-def unrepairable_errors(findings: List[Finding]) -> List[Finding]:
+def unrepairable_errors(findings: list[Finding]) -> list[Finding]:
     return [f for f in findings if f.severity == ERROR and not f.repairable]

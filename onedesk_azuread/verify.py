@@ -4,10 +4,12 @@ msal and requests are imported inside ``verify`` so that no other path (show,
 offline check, the dnf plugin) pays for them or can reach the network.
 """
 
+from __future__ import annotations
+
 import os
 import re
 import time
-from typing import NamedTuple, Optional
+from collections import namedtuple
 from urllib.parse import urlsplit
 
 VALID = "valid"
@@ -31,11 +33,14 @@ _DOMAIN = re.compile(
 _AADSTS = re.compile(r"AADSTS(\d+)")
 
 
-class Result(NamedTuple):
-    status: str  # VALID, INVALID or UNVERIFIED
-    message: str  # plain language, with the fix; never the secret
-    code: Optional[int] = None  # the AADSTS code, when Azure gave one
-    correlation_id: Optional[str] = None  # for support requests
+class Result(namedtuple("Result", "status message code correlation_id", defaults=(None, None,))):
+    """Azure AD's answer, in plain language."""
+
+    __slots__ = ()
+    # status: str; VALID, INVALID or UNVERIFIED
+    # message: str; plain language, with the fix; never the secret
+    # code: int | None; the AADSTS code, when Azure gave one
+    # correlation_id: str | None; for support requests
 
     @property
     def exit_code(self) -> int:
@@ -88,7 +93,7 @@ def explain(code: int, client_id: str, tenant: str, description: str) -> str:
     return f"Azure AD refused the credentials: {first_line or f'AADSTS{code}'}"
 
 
-def _codes_in(*texts: str) -> Optional[int]:
+def _codes_in(*texts: str) -> int | None:
     for text in texts:
         found = _AADSTS.search(text or "")
         if found:
@@ -115,7 +120,7 @@ def _session_class(requests):
         def __init__(self, deadline: float):
             super().__init__()
             self.deadline = deadline
-            self.last_status: Optional[int] = None
+            self.last_status: int | None = None
             # requests itself reads REQUESTS_CA_BUNDLE and CURL_CA_BUNDLE (they win over this);
             # SSL_CERT_FILE is what other TLS clients honour, so honour it too.
             self.verify = os.environ.get("SSL_CERT_FILE") or True
@@ -173,7 +178,7 @@ def _network_failure(requests, exc: Exception, host: str) -> str:
     return f"{host} failed: {_first_line(exc)}"  # HTTP 5xx during discovery, ...
 
 
-def _from_answer(answer: dict, status: Optional[int], client_id: str, tenant: str,
+def _from_answer(answer: dict, status: int | None, client_id: str, tenant: str,
                  host: str) -> Result:
     """msal's answer to the token request, in plain language."""
     correlation = answer.get("correlation_id")
@@ -221,7 +226,7 @@ def _connection_reason(exc: BaseException) -> str:
 
 
 def verify(client_id: str, secret: str, tenant: str, *, cloud: str = "public",
-           authority_host: Optional[str] = None, timeout: float = DEFAULT_TIMEOUT) -> Result:
+           authority_host: str | None = None, timeout: float = DEFAULT_TIMEOUT) -> Result:
     """Ask Azure AD for a token with this client ID and secret; at most ``timeout`` seconds.
 
     The work runs in a daemon thread joined with a deadline, so even a server
