@@ -26,6 +26,8 @@ MSG_APPLIED = 'onedesk-azuread: Azure AD settings passed to the install scripts 
 MSG_FAILED = 'onedesk-azuread: %s'
 MSG_UNEXPECTED = ('onedesk-azuread: unexpected %s while handling the Azure AD settings; '
                   'nothing was installed. Run: onedesk-azuread check')
+MSG_NOT_RECORDED = ('onedesk-azuread: the packages were installed, but what was applied could '
+                    'not be recorded (%s); `onedesk-azuread status` will not say "in sync"')
 MSG_LIBRARY = ('onedesk-azuread: the onedesk_azuread library cannot be imported (%s); '
                'reinstall the onedesk-azuread package')
 
@@ -70,7 +72,7 @@ class OnedeskAzureAD(dnf.Plugin):
         settings = os.path.join(root, self.settings_file.lstrip('/'))
         return Paths(root, settings, Paths.under(root).state_dir)
 
-    def _guarded(self, step):
+    def _guarded(self, step, failed=MSG_FAILED, unexpected=MSG_UNEXPECTED):
         """Run ``step``; any failure stops dnf with one clear line, never a traceback."""
         try:
             from onedesk_azuread.errors import OnedeskError
@@ -81,10 +83,10 @@ class OnedeskAzureAD(dnf.Plugin):
         except dnf.exceptions.Error:
             raise
         except OnedeskError as exc:
-            raise dnf.exceptions.Error(MSG_FAILED % exc) from None
+            raise dnf.exceptions.Error(failed % exc) from None
         except Exception as exc:  # dnf would print a traceback and carry on
             logger.debug('onedesk-azuread: %r', type(exc))
-            raise dnf.exceptions.Error(MSG_UNEXPECTED % type(exc).__name__) from None
+            raise dnf.exceptions.Error(unexpected % type(exc).__name__) from None
 
     def resolved(self):
         if not self.enabled:
@@ -134,7 +136,7 @@ class OnedeskAzureAD(dnf.Plugin):
         if not self._packages:
             return
         try:
-            self._guarded(self._record)
+            self._guarded(self._record, MSG_NOT_RECORDED, MSG_NOT_RECORDED)
         finally:
             for key in self._env:
                 os.environ.pop(key, None)

@@ -289,3 +289,15 @@ def test_untouched_transactions_never_import_the_library(root):
     assert loud.returncode == 1
     assert "the onedesk_azuread library cannot be imported" in loud.stdout + loud.stderr
     assert root.installed() == ["unrelated-tool-1-1"]
+
+
+def test_a_failed_record_says_the_packages_were_installed(root):
+    root.write_settings(GOOD)
+    # A directory where the record goes: the check before reads nothing there.
+    os.makedirs(os.path.join(root.path, "var/lib/onedesk-azuread/applied.json"))
+    result = root.dnf("install", "onedesk-db-utils", check=False)
+    output = result.stdout + result.stderr
+    assert "the packages were installed, but what was applied could not be recorded" in output
+    assert "Traceback" not in output
+    assert root.installed() == ["onedesk-db-utils-2.0-1"]
+    assert root.seen("onedesk-db-utils")["env_cis"] == SECRET
