@@ -34,3 +34,21 @@ def test_read_paths_never_load_msal_or_requests(root, command):
 def test_show_does_not_even_load_the_validator_or_openssl(root):
     modules = loaded("--root", str(root), "show")
     assert not modules["configobj"] and not modules["hashlib"]
+
+
+def test_the_plugin_path_never_loads_msal_or_requests(root):
+    settings = root / "root" / ".OneDesk"
+    settings.write_text("AZUREAD_CID=0b5c3a1e-7d2f-4c8a-9e61-3f4d2b1a0c9e\n"
+                        "AZUREAD_CIS=Xk74Q~pL.mN3-rT_vW8yZ1aB2cD3eF4gH5iJ6kL7\n")
+    probe = ("import json, sys\n"
+             "from onedesk_azuread import transaction\n"
+             "from onedesk_azuread.settings import Paths\n"
+             "paths = Paths.under(sys.argv[1])\n"
+             "assert not transaction.preflight(paths, True).blocking\n"
+             "repaired, env = transaction.inject(paths)\n"
+             "transaction.record(paths, env, ['onedesk-db-utils-1-1.noarch'])\n"
+             "print(json.dumps([m for m in ('msal', 'requests', 'urllib3', 'click')"
+             " if m in sys.modules]))")
+    proc = subprocess.run([sys.executable, "-c", probe, str(root)], capture_output=True,
+                          text=True, check=True)
+    assert json.loads(proc.stdout) == []

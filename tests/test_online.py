@@ -244,3 +244,16 @@ def test_the_network_guard_refuses_outside_addresses(monkeypatch):
         socket.getaddrinfo("login.microsoftonline.com", 443)
     assert len(conftest._outside_attempts) == 2
     del conftest._outside_attempts[:]
+
+
+def test_https_proxy_is_honoured(run, azure, configured, monkeypatch):
+    proxy = closed_port_url().replace("https://", "http://")
+    monkeypatch.setenv("HTTPS_PROXY", proxy)
+    monkeypatch.setenv("NO_PROXY", "")
+    result, report = online(run, azure.url)
+    assert result.exit_code == 3
+    assert "proxy" in report["online"]["message"]
+    assert azure.seen == []  # nothing went around the proxy
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    result, report = online(run, azure.url)
+    assert result.exit_code == 0, report
