@@ -189,7 +189,7 @@ def test_kill_9_leaves_the_old_or_the_new_file(tmp_path, settings_path):
     for _ in range(25):
         proc = subprocess.Popen([sys.executable, "-c", WRITER, str(settings_path),
                                  str(tmp_path / "a"), str(tmp_path / "b")])
-        time.sleep(0.1 + rng.random() * 0.2)
+        time.sleep(0.15 + rng.random() * 0.35)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         content = settings_path.read_text()
