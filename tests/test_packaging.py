@@ -74,15 +74,16 @@ def test_valid_entries_reach_the_install_script_exactly(root):
     (f"AZUREAD_CID={CLIENT_ID}\n", "AZUREAD_CIS is not set"),
 ])
 def test_invalid_entries_stop_dnf_before_anything_is_installed(root, text, words):
+    root.dnf("install", "unrelated-tool")
     root.write_settings(text)
     before = open(root.settings).read()
-    result = root.dnf("install", *ONEDESK, check=False)
+    result = root.dnf("install", *ONEDESK, "unrelated-tool", check=False)
     assert result.returncode == 1
     output = result.stdout + result.stderr
     assert "Error: onedesk-azuread:" in output and words in output
     assert "onedesk-azuread set" in output  # the command that fixes it
     assert "Traceback" not in output
-    assert root.installed() == []
+    assert root.installed() == ["unrelated-tool-1-1"]  # the package set is unchanged
     assert root.seen("onedesk-db-utils")["runs"] == 0
     assert open(root.settings).read() == before
 
