@@ -302,3 +302,24 @@ def test_a_failed_record_says_the_packages_were_installed(root):
     assert "Traceback" not in output
     assert root.installed() == ["onedesk-db-utils-2.0-1"]
     assert root.seen("onedesk-db-utils")["env_cis"] == SECRET
+
+
+def test_apply_installs_the_versions_dnf_install_picks(root):
+    root.write_settings(GOOD)
+    root.dnf("install", *(f"{name}-1.0" for name in ONEDESK))
+    dry = cli(root, "apply", "--dry-run")
+    assert "download (upgrade)" in dry.stdout and "upgrade -y --downloadonly" in dry.stdout
+    assert root.installed() == sorted(f"{name}-1.0-1" for name in ONEDESK)  # dry run
+    result = cli(root, "apply", "--yes")
+    assert result.exit_code == 0, result.stderr
+    assert root.installed() == sorted(f"{name}-2.0-1" for name in ONEDESK)
+    assert root.seen("onedesk-db-utils")["args"] == ["1", "1"]  # removed, then fresh
+    assert json.loads(cli(root, "status", "--json").stdout)["state"] == "in sync"
+
+
+def test_apply_without_onedesk_installed_just_installs(root):
+    root.write_settings(GOOD)
+    dry = cli(root, "apply", "--dry-run")
+    assert "remove" not in dry.stdout
+    assert cli(root, "apply").exit_code == 0  # nothing to remove: no question asked
+    assert root.installed() == sorted(f"{name}-2.0-1" for name in ONEDESK)
