@@ -12,10 +12,11 @@ from __future__ import annotations
 from collections import namedtuple
 from collections.abc import Callable
 
-from . import KEYS, operations, packages, state, transaction, validation
+from . import operations, packages, state, transaction
 from .errors import OnedeskError
 from .packages import DB_UTILS, ONEDESK_PACKAGES
 from .settings import Paths
+from .status import status
 
 
 class Step(namedtuple("Step", "title args")):
@@ -36,13 +37,13 @@ class Plan(namedtuple("Plan", "removed reinstalled steps")):
 
 
 def _check_entries(paths: Paths) -> None:
-    info = operations.inspect(paths)
-    if not any(info.snapshot.doc.entries_for(key) for key in KEYS):
+    """The plugin's own check, so that apply refuses exactly what dnf would stop."""
+    checked = transaction.preflight(paths, require=True)
+    if not checked.present:
         raise OnedeskError(f"{paths.settings}: has no Azure AD entries to apply; "
                            f"set them first: onedesk-azuread set")
-    blocking = validation.unrepairable_errors(info.findings)
-    if blocking:
-        raise operations.Refused(paths.settings, blocking)
+    if checked.blocking:
+        raise operations.Refused(paths.settings, checked.blocking)
 
 
 def plan(paths: Paths) -> Plan:
@@ -64,7 +65,10 @@ def plan(paths: Paths) -> Plan:
             f"nothing was removed: no enabled repository offers {', '.join(missing)}, so "
             f"{'it' if len(missing) == 1 else 'they'} could not be installed again; enable the "
             f"OneDesk repository (dnf repolist) and run onedesk-azuread apply again")
-    steps = _prefetch_steps(root, reinstalled, have_all=packages.installed(root, reinstalled))
+    extra = [name for name in reinstalled if name not in have]
+    if extra:  # dependents beyond the four: ask rpm about them too
+        have = {**have, **packages.installed(root, extra)}
+    steps = _prefetch_steps(root, reinstalled, have)
     if removed:
         others = [name for name in removed if name != DB_UTILS]
         title = f"remove {DB_UTILS}" + (f" and what requires it ({', '.join(others)})"
@@ -74,7 +78,7 @@ def plan(paths: Paths) -> Plan:
     return Plan(removed, reinstalled, steps)
 
 
-def _prefetch_steps(root: str, names: list[str], have_all: dict[str, str | None]) -> list[Step]:
+def _prefetch_steps(root: str, names: list[str], have: dict[str, str | None]) -> list[Step]:
     """Download now what the install will need, so a lost network cannot strand the removal.
 
     `dnf install --downloadonly` skips installed packages, so each installed one is
@@ -89,7 +93,7 @@ def _prefetch_steps(root: str, names: list[str], have_all: dict[str, str | None]
     upgrades = set(packages.query(root, "--upgrades", "--qf", "%{name}", *names))
     groups: dict[str, list[str]] = {"install": [], "reinstall": [], "upgrade": [], "downgrade": []}
     for name in names:
-        current = have_all.get(name)
+        current = have.get(name)
         if current is None:
             groups["install"].append(name)
         elif current == available.get(name):
@@ -132,8 +136,6 @@ def _worth_showing(line: str) -> bool:
 
 def confirm(paths: Paths):
     """The status after the reinstall; an error if the plugin did not record the entries."""
-    from .status import status
-
     after = status(paths)
     if after.sync != state.IN_SYNC:
         raise OnedeskError(
