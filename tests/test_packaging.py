@@ -36,12 +36,12 @@ def root(new_root):
     return new_root()
 
 
-def cli(root, *args, input=None):
+def cli(root, *args, input=None, env=None):
     """The CLI as an administrator runs it, with dnf and rpm set up for this root."""
     from onedesk_azuread.cli import cli as command
 
     result = make_runner().invoke(command, ["--root", root.path, *args], input=input,
-                                  env=root.env, catch_exceptions=False)
+                                  env=env or root.env, catch_exceptions=False)
     assert "Traceback" not in result.stderr
     return result
 
@@ -256,9 +256,7 @@ def test_apply_says_what_state_the_system_is_in_when_install_fails(root, tmp_pat
                        'exec dnf "$@"\n')
     wrapper.chmod(0o755)
     env = dict(root.env, ONEDESK_AZUREAD_DNF=f"{wrapper} -c {root.conf} --releasever=9")
-    from onedesk_azuread.cli import cli as command
-
-    result = make_runner().invoke(command, ["--root", root.path, "apply", "--yes"], env=env)
+    result = cli(root, "apply", "--yes", env=env)
     assert result.exit_code == 1
     message = result.stderr.strip().splitlines()[-1]
     assert "were removed and are NOT installed again" in message
