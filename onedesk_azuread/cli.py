@@ -133,10 +133,12 @@ def _verifier(enabled: bool, flag: str, tenant, cloud, authority_host, timeout):
         raise click.UsageError(f"{flag} needs --tenant TENANT (the tenant ID or a domain)")
     try:
         tenant = verify.check_tenant(tenant)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--tenant") from None
+    try:
         host = verify.check_authority_host(authority_host) if authority_host else None
     except ValueError as exc:
-        hint = "--tenant" if "tenant" in str(exc) or "domain" in str(exc) else "--authority-host"
-        raise click.BadParameter(str(exc), param_hint=hint) from None
+        raise click.BadParameter(str(exc), param_hint="--authority-host") from None
 
     def check(client_id: str, secret: str) -> verify.Result:
         return verify.verify(client_id, secret, tenant, cloud=cloud, authority_host=host,
