@@ -64,7 +64,8 @@ Test fixture: a shell for scriptlets in an otherwise empty root.
 %install
 mkdir -p %{{buildroot}}/bin
 cp {busybox} %{{buildroot}}/bin/busybox
-for t in sh cat mkdir printf echo rm test; do ln -s busybox "%{{buildroot}}/bin/$t"; done
+for t in sh cat mkdir printf echo rm test env start-stop-daemon sleep; do
+  ln -s busybox "%{{buildroot}}/bin/$t"; done
 %files
 /bin/*
 """
@@ -79,6 +80,35 @@ BuildArch: noarch
 %description
 Test fixture.
 %files
+"""
+
+# An unrelated package whose %post records its whole environment and leaves a
+# process running as nobody, as a daemon started by an install script would.
+# It ships what that needs in an empty root: /dev/null and a passwd entry.
+ENV_RECORDER = "env-recorder"
+ENV_RECORDER_SPEC = """\
+Name: env-recorder
+Version: 1
+Release: 1
+Summary: records the environment its install script gets
+License: MIT
+BuildArch: noarch
+AutoReqProv: no
+%description
+Test fixture.
+%install
+mkdir -p %{buildroot}/etc
+echo 'nobody:x:65534:65534::/:/bin/sh' > %{buildroot}/etc/passwd
+echo 'nobody:x:65534:' > %{buildroot}/etc/group
+%post
+d=/var/lib/onedesk-fixture/env-recorder
+mkdir -p "$d"
+env > "$d/env"
+start-stop-daemon -S -b -c 65534:65534 -m -p "$d/daemon.pid" -x /bin/sleep -- 3600
+%files
+/etc/passwd
+/etc/group
+%dev(c, 1, 3) %attr(0666, root, root) /dev/null
 """
 
 
@@ -153,6 +183,7 @@ class Bed:
         busybox = shutil.which("busybox") or "/bin/busybox"
         self._rpmbuild(SHELL_SPEC.format(name=SHELL_PACKAGE, busybox=busybox), SHELL_PACKAGE)
         self._rpmbuild(UNRELATED_SPEC, "unrelated-tool")
+        self._rpmbuild(ENV_RECORDER_SPEC, ENV_RECORDER)
         for version in ("1.0", "2.0"):
             for name in ONEDESK:
                 self._fixture(name, version)
@@ -277,3 +308,13 @@ class Root:
                 with open(path, errors="replace") as handle:
                     text += handle.read()
         return text
+
+
+_SHARED = {}
+
+
+def shared_bed(tmp_path_factory):
+    """The session's one bed, whichever test module asks for it first (it takes ~20 s)."""
+    if "bed" not in _SHARED:
+        _SHARED["bed"] = Bed(str(tmp_path_factory.mktemp("rpmbed")))
+    return _SHARED["bed"]
