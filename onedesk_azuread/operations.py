@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import date
 
 from . import CLIENT_ID, KEYS, SECRET, settings, shellfile, state, validation
-from .errors import OnedeskError
+from .errors import OnedeskError, SettingsError
 from .settings import Paths, Snapshot
 from .validation import Finding
 
@@ -61,29 +61,50 @@ def inspect(paths: Paths, today: date | None = None, validate: bool = True) -> I
     return Inspection(snapshot, expires, findings)
 
 
-class CheckResult(namedtuple("CheckResult", "before after repaired")):
-    """Findings before and after `check --fix`, and what it repaired."""
+class CheckResult(namedtuple("CheckResult", "before after repaired values")):
+    """Findings before and after `check --fix`, what it repaired, and the pair it checked."""
 
     __slots__ = ()
-    # before: Inspection
+    # before: Inspection; with fix, as validated again under the write lock
     # after: Inspection
     # repaired: list[Finding]
+    # values: dict[str, str | None]; with fix, the entries exactly as validated and written
+    #   under the lock (``after`` is read again once the lock is released)
 
 
-def check(paths: Paths, fix: bool = False, today: date | None = None) -> CheckResult:
-    """Validate; with ``fix``, apply every repairable finding first (rewrite, mode, owner)."""
+def check(paths: Paths, fix: bool = False, today: date | None = None,
+          refuse: Callable[[Inspection], None] | None = None) -> CheckResult:
+    """Validate; with ``fix``, apply every repairable finding first (rewrite, mode, owner).
+
+    The repair is worked out from the file as validated again under the write
+    lock, so what is written is exactly what was checked (git's lockfile).
+    ``refuse(inspection)`` runs there and may raise to stop before anything is
+    written; with it, the file is always re-validated under the lock.
+    """
     before = inspect(paths, today)
-    if not fix or not any(f.repairable for f in before.findings):
-        return CheckResult(before, before, [])
+    if not fix or (refuse is None and not any(f.repairable for f in before.findings)):
+        return CheckResult(before, before, [], before.values)
+    locked: list[tuple[Inspection, dict[str, str | None]]] = []
 
     def canonical(snapshot: Snapshot) -> str:
-        return shellfile.rewrite(snapshot.doc, validation.canonical_values(snapshot.doc))
+        current = inspect(paths, today)
+        if current.snapshot.data != snapshot.data:
+            # Someone wrote without the lock between two reads: check nothing half-seen.
+            raise SettingsError(f"{paths.settings}: changed while it was being checked; "
+                                f"run the command again")
+        if refuse is not None:
+            refuse(current)
+        text = shellfile.rewrite(snapshot.doc, validation.canonical_values(snapshot.doc))
+        written = shellfile.parse(text, KEYS, paths.settings)
+        locked.append((current, {key: written.value(key) for key in KEYS}))
+        return text
 
     settings.update(paths.settings, canonical, fix_permissions=True)
+    before, values = locked[-1]
     after = inspect(paths, today)
     still = {(f.code, f.key) for f in after.findings}
     repaired = [f for f in before.findings if f.repairable and (f.code, f.key) not in still]
-    return CheckResult(before, after, repaired)
+    return CheckResult(before, after, repaired, values)
 
 
 def _lines(doc: shellfile.Document, key: str) -> list[str]:
