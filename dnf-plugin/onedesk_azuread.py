@@ -1,13 +1,23 @@
 # onedesk_azuread.py
-# dnf plugin: guard and carry OneDesk's Azure AD sign-in settings when
-# onedesk-db-utils is installed, reinstalled, upgraded or downgraded.
+# dnf plugin: guard OneDesk's Azure AD sign-in settings when onedesk-db-utils
+# is installed, reinstalled, upgraded or downgraded.
 #
 # A thin adapter over the onedesk_azuread library. Until a transaction
 # installs a trigger package it imports nothing but the standard library and
 # dnf, and reads nothing but its own configuration.
+#
+# The values are never exported into the environment. OneDesk's install
+# scripts read /root/.OneDesk (the vendor's own procedure is "edit the file,
+# reinstall"), so an export would add nothing but a leak: every scriptlet of
+# the transaction, and every process those leave running, would inherit the
+# secret (readable in /proc/PID/environ). Instead the plugin guarantees that
+# the file the scripts source is valid and canonical: checked again and
+# repaired under the write lock just before the packages are installed. dnf 5
+# cannot pass variables to scriptlets anyway, so both use the same mechanism.
 
 import logging
 import os
+import re
 
 import dnf
 import dnf.exceptions
@@ -15,14 +25,28 @@ import dnf.transaction
 
 logger = logging.getLogger('dnf.plugin')
 
+DEFAULT_TRIGGERS = ('onedesk-db-utils',)
+DEFAULT_FILE = '/root/.OneDesk'
+# `enabled` is dnf's own: it honours it before loading the plugin, and
+# `dnf --enableplugin` overrides it, so the plugin never reads it.
+CONF_KEYS = ('enabled', 'packages', 'require', 'file')
+_PACKAGE_NAME = re.compile(r'[A-Za-z0-9_.+-]+\Z')
+_BOOLEANS = {'1': True, 'yes': True, 'true': True, 'on': True,
+             '0': False, 'no': False, 'false': False, 'off': False}
+_INLINE_COMMENT = ' (dnf does not allow comments after a value)'
+
 MSG_TRIGGERED = 'onedesk-azuread: checking the Azure AD settings for %s'
 MSG_NO_ENTRIES = ('onedesk-azuread: %s has no Azure AD entries; OneDesk is installed without '
                   'Azure AD sign-in')
 MSG_NO_ENTRIES_REQUIRED = ('onedesk-azuread: %s has no Azure AD entries and require = 1; '
                            'set them first with: onedesk-azuread set')
 MSG_NOTE = 'onedesk-azuread: %s'
+MSG_EXPIRED = ('onedesk-azuread: %s: %s%s (installing anyway; Azure AD sign-in fails until '
+               'the secret is replaced)')
+MSG_WITH_ROOT = ' --root %s'
 MSG_REPAIRED = 'onedesk-azuread: repaired %s in %s'
-MSG_APPLIED = 'onedesk-azuread: Azure AD settings passed to the install scripts of %s'
+MSG_APPLIED = ('onedesk-azuread: Azure AD settings passed to the install scripts of %s '
+               '(%s, checked just now)')
 MSG_FAILED = 'onedesk-azuread: %s'
 MSG_UNEXPECTED = ('onedesk-azuread: unexpected %s while handling the Azure AD settings; '
                   'nothing was installed. Run: onedesk-azuread check')
@@ -30,6 +54,19 @@ MSG_NOT_RECORDED = ('onedesk-azuread: the packages were installed, but what was 
                     'not be recorded (%s); `onedesk-azuread status` will not say "in sync"')
 MSG_LIBRARY = ('onedesk-azuread: the onedesk_azuread library cannot be imported (%s); '
                'reinstall the onedesk-azuread package')
+# A bad configuration: one line, naming the file, the key and the fix.
+MSG_CONF_STOP = 'onedesk-azuread: %s: %s; nothing was installed'
+MSG_CONF_WARNING = ('onedesk-azuread: %s: %s; until then dnf stops every transaction that '
+                    'installs %s')
+CONF_UNREADABLE = 'cannot be read (%s); correct its [main] section'
+CONF_REQUIRE = 'require = %r is not a boolean; set require = 0 or require = 1%s'
+CONF_PACKAGES_EMPTY = 'packages is empty; name the trigger packages: packages = onedesk-db-utils'
+CONF_PACKAGES_NAME = ('packages: %r is not a package name; separate the names with spaces or '
+                      'commas%s')
+CONF_FILE = ('file = %r is not an absolute path without ".."; give the settings file as seen '
+             'inside the installroot: file = /root/.OneDesk')
+CONF_UNKNOWN = ('%r is not a setting of this plugin (packages, require, file); correct its '
+                'name or remove it')
 
 _INSTALLING = {
     dnf.transaction.PKG_INSTALL: 'install',
@@ -40,30 +77,75 @@ _INSTALLING = {
 
 
 class OnedeskAzureAD(dnf.Plugin):
-    """Validate, inject and record the Azure AD entries of /root/.OneDesk."""
+    """Validate, repair and record the Azure AD entries of /root/.OneDesk."""
 
     name = 'onedesk_azuread'
 
     def __init__(self, base, cli):
         super().__init__(base, cli)
-        self.enabled = True
-        self.triggers = ('onedesk-db-utils',)
+        self.triggers = DEFAULT_TRIGGERS
         self.require = False
-        self.settings_file = '/root/.OneDesk'
+        self.settings_file = DEFAULT_FILE
+        self._conf_problem = None  # (file, problem) of a bad configuration: fail closed
         self._packages = []  # NEVRAs of the trigger packages this transaction installs
-        self._env = {}
+        self._applied = {}  # the pair checked and written under the lock
 
     def config(self):
+        path = self._conf_file()
+        try:
+            problem = self._read_config()
+        except Exception as exc:  # a parse error: dnf would stop every command on it
+            problem = CONF_UNREADABLE % exc
+        if problem:
+            # Guarded transactions are stopped with the defaults' triggers.
+            self.triggers = DEFAULT_TRIGGERS
+            self._conf_problem = (path, problem)
+
+    def _conf_file(self):
+        files = [os.path.join(p, self.name + '.conf') for p in self.base.conf.pluginconfpath]
+        existing = [f for f in files if os.path.isfile(f)]
+        return (existing or files or [self.name + '.conf'])[-1]
+
+    def _read_config(self):
+        """Read the configuration once; return the first problem in it, or None."""
         conf = self.read_config(self.base.conf)
-        if conf.has_option('main', 'enabled'):
-            self.enabled = conf.getboolean('main', 'enabled')
-        if conf.has_option('main', 'packages'):
-            names = conf.get('main', 'packages').replace(',', ' ').split()
-            self.triggers = tuple(names) or self.triggers
-        if conf.has_option('main', 'require'):
-            self.require = conf.getboolean('main', 'require')
-        if conf.has_option('main', 'file'):
-            self.settings_file = conf.get('main', 'file').strip() or self.settings_file
+        if not conf.has_section('main'):
+            return None
+        unknown = [key for key in conf.options('main') if key not in CONF_KEYS]
+        if unknown:
+            return CONF_UNKNOWN % unknown[0]
+        for key, take in (('packages', self._take_packages), ('require', self._take_require),
+                          ('file', self._take_file)):
+            if conf.has_option('main', key):
+                problem = take(conf.get('main', key))
+                if problem:
+                    return problem
+        return None
+
+    def _take_packages(self, value):
+        names = tuple(value.replace(',', ' ').split())
+        if not names:
+            return CONF_PACKAGES_EMPTY
+        for name in names:
+            if not _PACKAGE_NAME.match(name):
+                return CONF_PACKAGES_NAME % (name, _INLINE_COMMENT if '#' in value else '')
+        self.triggers = names
+        return None
+
+    def _take_require(self, value):
+        # dnf's own spelling of booleans, as in dnf.conf.
+        word = value.strip().lower()
+        if word not in _BOOLEANS:
+            return CONF_REQUIRE % (value, _INLINE_COMMENT if '#' in value else '')
+        self.require = _BOOLEANS[word]
+        return None
+
+    def _take_file(self, value):
+        value = value.strip()
+        if not value.startswith('/') or '..' in value.split('/'):
+            return CONF_FILE % value
+        self.settings_file = value
+        return None
 
     def _paths(self):
         from onedesk_azuread.settings import Paths
@@ -89,12 +171,16 @@ class OnedeskAzureAD(dnf.Plugin):
             raise dnf.exceptions.Error(unexpected % type(exc).__name__) from None
 
     def resolved(self):
-        if not self.enabled:
-            return
         self._packages = sorted(
             f'{item.pkg.name}-{item.pkg.evr}.{item.pkg.arch}'
             for item in self.base.transaction
             if item.action in _INSTALLING and item.pkg.name in self.triggers)
+        if self._conf_problem:
+            path, problem = self._conf_problem
+            if self._packages:
+                raise dnf.exceptions.Error(MSG_CONF_STOP % (path, problem))
+            logger.warning(MSG_CONF_WARNING, path, problem, ', '.join(self.triggers))
+            return
         if not self._packages:
             return
         logger.info(MSG_TRIGGERED, ', '.join(self._packages))
@@ -107,12 +193,15 @@ class OnedeskAzureAD(dnf.Plugin):
         result = transaction.preflight(paths, self.require)
         if not result.present and not result.blocking:
             logger.info(MSG_NO_ENTRIES, paths.settings)
-            self._packages = []  # nothing to inject or record
+            self._packages = []  # nothing to check again or record
             return
         if not result.present:
             raise dnf.exceptions.Error(MSG_NO_ENTRIES_REQUIRED % paths.settings)
         for finding in result.notes:
             logger.info(MSG_NOTE, finding.describe(paths.settings))
+        with_root = MSG_WITH_ROOT % paths.root if paths.root not in ('', '/') else ''
+        for finding in result.alerts:
+            logger.warning(MSG_EXPIRED, paths.settings, finding.message, with_root)
         if result.blocking:
             raise dnf.exceptions.Error(
                 transaction.blocking_message(paths, result.blocking, paths.root))
@@ -122,27 +211,26 @@ class OnedeskAzureAD(dnf.Plugin):
             self._guarded(self._inject)
 
     def _inject(self):
-        from onedesk_azuread import transaction
+        from onedesk_azuread import KEYS, transaction
 
         paths = self._paths()
-        repaired, self._env = transaction.inject(paths)
+        try:
+            repaired, self._applied = transaction.inject(paths)
+        except transaction.Blocked as exc:
+            raise dnf.exceptions.Error(str(exc)) from None
         for finding in repaired:
             logger.info(MSG_REPAIRED, finding.code, paths.settings)
-        # RPM scriptlets inherit this process's environment.
-        os.environ.update(self._env)
-        logger.info(MSG_APPLIED, ', '.join(self._packages))
+        # Scriptlets inherit dnf's environment: a stale export from the shell
+        # that started dnf must not stand in for the file just checked.
+        for key in KEYS:
+            os.environ.pop(key, None)
+        logger.info(MSG_APPLIED, ', '.join(self._packages), paths.settings)
 
     def transaction(self):
-        if not self._packages:
-            return
-        try:
+        if self._packages:
             self._guarded(self._record, MSG_NOT_RECORDED, MSG_NOT_RECORDED)
-        finally:
-            for key in self._env:
-                os.environ.pop(key, None)
-            self._env = {}
 
     def _record(self):
         from onedesk_azuread import transaction
 
-        transaction.record(self._paths(), self._env, self._packages)
+        transaction.record(self._paths(), self._applied, self._packages)

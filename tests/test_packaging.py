@@ -11,14 +11,14 @@ import stat
 import pytest
 
 from .conftest import CLIENT_ID, OTHER_SECRET, SECRET, SECRET_ID, make_runner
-from .rpmbed import ONEDESK, Bed, Root
+from .rpmbed import ONEDESK, Root, shared_bed
 
 GOOD = f"OTHER_SETTING=kept\nAZUREAD_CID={CLIENT_ID}\nAZUREAD_CIS={SECRET}\n"
 
 
 @pytest.fixture(scope="session")
 def bed(tmp_path_factory):
-    return Bed(str(tmp_path_factory.mktemp("rpmbed")))
+    return shared_bed(tmp_path_factory)
 
 
 @pytest.fixture
@@ -56,7 +56,8 @@ def test_valid_entries_reach_the_install_script_exactly(root):
     result = root.dnf("install", "onedesk-db-utils-1.0")
     assert root.installed() == ["onedesk-db-utils-1.0-1"]
     seen = root.seen("onedesk-db-utils")
-    assert (seen["env_cid"], seen["env_cis"], seen["sourced_cis"]) == (CLIENT_ID, SECRET, SECRET)
+    # Never exported: the script gets the values from the file it sources.
+    assert (seen["env_cid"], seen["env_cis"], seen["sourced_cis"]) == (None, None, SECRET)
     assert seen["file"] == GOOD and seen["args"] == ["1"]
     applied = os.path.join(root.path, "var/lib/onedesk-azuread/applied.json")
     assert stat.S_IMODE(os.stat(applied).st_mode) == 0o600
@@ -102,7 +103,7 @@ def test_without_require_no_entries_installs_without_azure_ad(root):
     result = root.dnf("install", "onedesk-db-utils")
     assert "has no Azure AD entries" in result.stdout + result.stderr
     assert root.installed() == ["onedesk-db-utils-2.0-1"]
-    assert root.seen("onedesk-db-utils")["env_cis"] is None
+    assert root.seen("onedesk-db-utils")["sourced_cis"] == ""
     assert not os.path.exists(os.path.join(root.path, "var/lib/onedesk-azuread/applied.json"))
 
 
@@ -112,7 +113,7 @@ def test_windows_quoted_and_braced_entries_reach_the_script_canonical(root):
     root.write_settings(messy, mode=0o644)
     result = root.dnf("install", "onedesk-db-utils")
     seen = root.seen("onedesk-db-utils")
-    assert (seen["env_cid"], seen["env_cis"], seen["sourced_cis"]) == (CLIENT_ID, SECRET, SECRET)
+    assert (seen["env_cid"], seen["env_cis"], seen["sourced_cis"]) == (None, None, SECRET)
     assert seen["file"] == f"OTHER_SETTING=kept\r\nAZUREAD_CID={CLIENT_ID}\nAZUREAD_CIS={SECRET}\n"
     assert stat.S_IMODE(os.stat(root.settings).st_mode) == 0o600
     assert open(root.settings + ".bak", newline="").read() == messy
@@ -142,7 +143,7 @@ def test_upgrade_downgrade_and_reinstall_are_guarded_and_carry_the_values(root):
     root.dnf("reinstall", "onedesk-db-utils")
     seen = root.seen("onedesk-db-utils")
     assert seen["args"] == ["1", "2", "2", "2"]  # $1: fresh install, then upgrade-like
-    assert seen["runs"] == 4 and seen["env_cis"] == SECRET
+    assert seen["runs"] == 4 and seen["sourced_cis"] == SECRET
     record = json.load(open(os.path.join(root.path, "var/lib/onedesk-azuread/applied.json")))
     assert record["packages"] == ["onedesk-db-utils-1.0-1.noarch"]
     root.write_settings(f"AZUREAD_CID={CLIENT_ID}\nAZUREAD_CIS={SECRET_ID}\n")
@@ -203,11 +204,11 @@ def test_apply_end_to_end_with_a_fresh_install_only_package(new_root):
     root = new_root(repo="fresh")
     root.write_settings(GOOD)
     root.dnf("install", *ONEDESK)
-    assert root.seen("onedesk-db-utils")["env_cis"] == SECRET
+    assert root.seen("onedesk-db-utils")["sourced_cis"] == SECRET
     assert cli(root, "set", "--secret-stdin", input=OTHER_SECRET).exit_code == 0
     # A plain reinstall would not do: this db-utils applies settings only when $1 = 1.
     root.dnf("reinstall", "onedesk-db-utils")
-    assert root.seen("onedesk-db-utils")["env_cis"] == SECRET
+    assert root.seen("onedesk-db-utils")["sourced_cis"] == SECRET
     dry = cli(root, "apply", "--dry-run")
     assert dry.exit_code == 0 and "remove -y --noautoremove onedesk-db-utils" in dry.stdout
     assert root.installed() == sorted(["onedesk-db-utils-2.0-1.fresh"] +
@@ -216,8 +217,8 @@ def test_apply_end_to_end_with_a_fresh_install_only_package(new_root):
     assert result.exit_code == 0, result.stderr
     assert "done: in sync" in result.stderr
     seen = root.seen("onedesk-db-utils")
-    assert seen["args"][-1] == "1" and seen["env_cis"] == OTHER_SECRET
-    assert root.seen("onedesk-webapps")["env_cis"] == OTHER_SECRET
+    assert seen["args"][-1] == "1" and seen["sourced_cis"] == OTHER_SECRET
+    assert root.seen("onedesk-webapps")["sourced_cis"] == OTHER_SECRET
     assert sorted(p.rsplit("-", 2)[0] for p in root.installed()) == sorted(ONEDESK)
     assert cli(root, "status").exit_code == 0
     assert_no_secret(root, result.stdout, result.stderr, secret=OTHER_SECRET)
@@ -299,7 +300,7 @@ def test_a_failed_record_says_the_packages_were_installed(root):
     assert "the packages were installed, but what was applied could not be recorded" in output
     assert "Traceback" not in output
     assert root.installed() == ["onedesk-db-utils-2.0-1"]
-    assert root.seen("onedesk-db-utils")["env_cis"] == SECRET
+    assert root.seen("onedesk-db-utils")["sourced_cis"] == SECRET
 
 
 def test_apply_installs_the_versions_dnf_install_picks(root):
