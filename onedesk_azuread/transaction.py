@@ -58,12 +58,12 @@ def preflight(paths: Paths, require: bool) -> Preflight:
     return Preflight(True, stops, notes, alerts)
 
 
-def blocking_message(paths: Paths, blocking: list[Finding], root: str,
+def blocking_message(paths: Paths, stops: list[Finding], root: str,
                      changed: bool = False) -> str:
     what = "changed after dnf checked it and now would give" if changed else "would give"
     lines = [f"onedesk-azuread: {paths.settings} {what} OneDesk wrong Azure AD settings; "
              f"nothing was installed:"]
-    lines += [f"  {finding.describe(paths.settings)}" for finding in blocking]
+    lines += [f"  {finding.describe(paths.settings)}" for finding in stops]
     if root not in ("", "/"):
         lines.append(f"  (run the onedesk-azuread commands above with --root {root})")
     return "\n".join(lines)
