@@ -52,6 +52,9 @@ MSG_UNEXPECTED = ('onedesk-azuread: unexpected %s while handling the Azure AD se
                   'nothing was installed. Run: onedesk-azuread check')
 MSG_NOT_RECORDED = ('onedesk-azuread: the packages were installed, but what was applied could '
                     'not be recorded (%s); `onedesk-azuread status` will not say "in sync"')
+MSG_RPM_DEBUG = ('onedesk-azuread: rpm debug verbosity traces install scripts with sh -x, which '
+                 'would write the Azure AD secret into dnf\'s output, logs and history; '
+                 'using rpmverbosity=info for this transaction')
 MSG_LIBRARY = ('onedesk-azuread: the onedesk_azuread library cannot be imported (%s); '
                'reinstall the onedesk-azuread package')
 # A bad configuration: one line, naming the file, the key and the fix.
@@ -185,6 +188,11 @@ class OnedeskAzureAD(dnf.Plugin):
             return
         logger.info(MSG_TRIGGERED, ', '.join(self._packages))
         self._guarded(self._preflight)
+        if self._packages and self.base.conf.rpmverbosity == 'debug':
+            # rpm runs shell scriptlets with `sh -x` at debug level (rpmscript.c); the
+            # install scripts source the settings file, so the trace would print the secret.
+            logger.warning(MSG_RPM_DEBUG)
+            self.base.conf.rpmverbosity = 'info'
 
     def _preflight(self):
         from onedesk_azuread import transaction

@@ -10,6 +10,7 @@ point at the unpacked files.
 import glob
 import os
 import shutil
+import signal
 import subprocess
 import textwrap
 
@@ -309,12 +310,18 @@ class Root:
                     text += handle.read()
         return text
 
+    def recorder_daemon(self):
+        """The pid of the process env-recorder's %post left running, while it runs."""
+        pidfile = os.path.join(self.path, RECORDS, ENV_RECORDER, "daemon.pid")
+        try:
+            with open(pidfile) as handle:
+                pid = int(handle.read())
+            with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                return pid if b"sleep" in handle.read() else None  # never another process
+        except (OSError, ValueError):
+            return None
 
-_SHARED = {}
-
-
-def shared_bed(tmp_path_factory):
-    """The session's one bed, whichever test module asks for it first (it takes ~20 s)."""
-    if "bed" not in _SHARED:
-        _SHARED["bed"] = Bed(str(tmp_path_factory.mktemp("rpmbed")))
-    return _SHARED["bed"]
+    def stop_recorder_daemon(self):
+        pid = self.recorder_daemon()
+        if pid is not None:
+            os.kill(pid, signal.SIGKILL)

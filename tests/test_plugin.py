@@ -7,7 +7,6 @@ directly through onedesk_azuread.transaction on a throw-away root, without dnf.
 
 import json
 import os
-import signal
 from datetime import date
 
 import pytest
@@ -16,26 +15,11 @@ from onedesk_azuread import operations, settings, state, transaction
 from onedesk_azuread.settings import Paths
 
 from .conftest import CLIENT_ID, OTHER_SECRET, SECRET, SECRET_ID, make_runner
-from .rpmbed import ENV_RECORDER, RECORDS, Root, run, shared_bed
+from .rpmbed import ENV_RECORDER, RECORDS, run
 
 GOOD = f"OTHER_SETTING=kept\nAZUREAD_CID={CLIENT_ID}\nAZUREAD_CIS={SECRET}\n"
 PASTED_ID = f"OTHER_SETTING=kept\nAZUREAD_CID={CLIENT_ID}\nAZUREAD_CIS={SECRET_ID}\n"
 APPLIED = "var/lib/onedesk-azuread/applied.json"
-
-
-@pytest.fixture(scope="session")
-def bed(tmp_path_factory):
-    return shared_bed(tmp_path_factory)
-
-
-@pytest.fixture
-def new_root(bed, tmp_path):
-    count = []
-
-    def make(**options):
-        count.append(1)
-        return Root(bed, tmp_path / f"root{len(count)}", **options)
-    return make
 
 
 def output(result):
@@ -74,7 +58,6 @@ def test_no_other_scriptlet_and_no_process_left_running_sees_the_secret(new_root
     root = new_root()
     root.write_settings(GOOD)
     records = os.path.join(root.path, RECORDS, ENV_RECORDER)
-    pidfile = os.path.join(records, "daemon.pid")
     try:
         result = root.dnf("install", "onedesk-db-utils", ENV_RECORDER)  # ONE transaction
         assert root.installed() == sorted([f"{ENV_RECORDER}-1-1", "onedesk-db-utils-2.0-1"])
@@ -83,7 +66,7 @@ def test_no_other_scriptlet_and_no_process_left_running_sees_the_secret(new_root
             scriptlet_env = handle.read()
         assert b"PATH=" in scriptlet_env  # the record is real
         # The process the scriptlet left running, as another user, after dnf has exited.
-        pid = _daemon(pidfile)
+        pid = root.recorder_daemon()
         assert pid is not None
         uids = [line for line in _read_proc(pid, "status").splitlines() if line.startswith(b"Uid:")]
         assert uids[0].split()[1:] == [b"65534"] * 4
@@ -94,19 +77,7 @@ def test_no_other_scriptlet_and_no_process_left_running_sees_the_secret(new_root
                 assert word not in text, (place, word)
         assert_clean(root, result)
     finally:
-        pid = _daemon(pidfile)
-        if pid is not None:
-            os.kill(pid, signal.SIGKILL)
-
-
-def _daemon(pidfile):
-    """The pid of the fixture's daemon while it runs (never another process's)."""
-    try:
-        with open(pidfile) as handle:
-            pid = int(handle.read())
-        return pid if b"sleep" in _read_proc(pid, "cmdline") else None
-    except (OSError, ValueError):
-        return None
+        root.stop_recorder_daemon()
 
 
 def test_a_stale_export_from_the_calling_shell_never_reaches_the_scripts(new_root):
