@@ -40,7 +40,7 @@ def _mask(message: str) -> str:
     def one(match):
         token = match.group(1)
         return match.group(0) if _SAFE_TOKEN.fullmatch(token) else "`…'"
-    return re.sub(r"`([^']*)'", one, message)
+    return re.sub(r"`(.*?)'(?=[\s,;:]|$)", one, message)
 
 
 def find_bash() -> str:
@@ -68,12 +68,14 @@ def check(text: str) -> Unparsable | None:
     except OSError as exc:
         raise BashUnavailable(f"bash could not be run ({exc.strerror}); nothing was changed") \
             from None
-    if done.returncode == 0:
-        return None
+    # Not only the exit status: bash 5.2's `-n` reports an error inside [[ ]] ("conditional
+    # binary operator expected") yet exits 0, while sourcing the same file stops there.
     for raw in done.stderr.decode("utf-8", "replace").splitlines():
         match = _MESSAGE.fullmatch(raw.strip())
         if match and not match.group(2).startswith("warning:"):
             return Unparsable(int(match.group(1)), _mask(match.group(2)))
+    if done.returncode == 0:
+        return None
     return Unparsable(None, f"bash -n failed (exit status {done.returncode})")
 
 

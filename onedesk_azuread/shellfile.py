@@ -856,15 +856,27 @@ class _Scanner:
 
     def conditional(self, at: int) -> None:
         """[[ ... ]]: a bare name of ours in it may be evaluated arithmetically (and assigned)."""
+        items = []
         while True:
             kind, value, where = self.token()
             if kind == "eof":
                 raise _Syntax(where, "a '[[' that is never closed")
+            if kind == "nl":
+                items.append(("op", "newline", where))  # allowed only after && and ||
+                continue
             if kind == "word":
-                if value.text == "]]":
-                    return
+                if value.text == "]]" and not value.quoted:
+                    break
                 if not value.quoted:
                     self.record_mentions(value.literal, where, "inside [[ ]]")
+                items.append(("word", "\0" if value.quoted else value.text, where))
+            else:
+                items.append(("op", value, where))
+        # bash checks this grammar while parsing (and `bash -n` exits 0 even so).
+        rest = _condition(items, 0)
+        if rest != len(items):
+            raise _Syntax(items[rest][2] if rest < len(items) else at,
+                          "a [[ ]] expression bash cannot parse")
 
     # -- what a simple command means for our keys ----------------------------------------
     def finish(self, cmd: _Command, terminator: str) -> None:
@@ -966,6 +978,63 @@ class _Scanner:
         for reason in reasons[:1]:
             self.record(key, line_start, reason)
         return len(used)
+
+
+_UNARY_TESTS = frozenset("-" + c for c in "abcdefghknoprstuvwxzGLNORS")
+_BINARY_TESTS = frozenset(["==", "=", "!=", "<", ">", "-eq", "-ne", "-lt", "-le", "-gt", "-ge",
+                           "-nt", "-ot", "-ef"])
+
+
+def _condition(items: list, i: int) -> int:
+    """Parse a [[ ]] expression from items[i]; the index after it (raises at an error)."""
+    i = _condition_and(items, i)
+    while i < len(items) and items[i][1] == "||":
+        i = _condition_and(items, _after_newlines(items, i + 1))
+    return i
+
+
+def _after_newlines(items: list, i: int) -> int:
+    while i < len(items) and items[i][1] == "newline":
+        i += 1
+    return i
+
+
+def _condition_and(items: list, i: int) -> int:
+    i = _condition_term(items, i)
+    while i < len(items) and items[i][1] == "&&":
+        i = _condition_term(items, _after_newlines(items, i + 1))
+    return i
+
+
+def _condition_term(items: list, i: int) -> int:
+    def bad(at):
+        where = items[at][2] if at < len(items) else items[-1][2] if items else 0
+        raise _Syntax(where, "a [[ ]] expression bash cannot parse")
+
+    if i >= len(items):
+        bad(i)
+    kind, value, _ = items[i]
+    if kind == "word" and value == "!":
+        return _condition_term(items, i + 1)
+    if kind == "op" and value == "(":
+        i = _condition(items, i + 1)
+        if i >= len(items) or items[i][1] != ")":
+            bad(i)
+        return i + 1
+    if kind == "word" and value in _UNARY_TESTS and (
+            i + 1 >= len(items) or items[i + 1][0] == "word"):
+        if i + 1 >= len(items):
+            bad(i)
+        return i + 2
+    if kind != "word":
+        bad(i)
+    if i + 1 < len(items) and items[i + 1][1] == "=~":
+        return len(items)  # the regular expression runs to ]] (its parentheses are its own)
+    if i + 1 < len(items) and (items[i + 1][1] in _BINARY_TESTS):
+        if i + 2 >= len(items) or items[i + 2][0] != "word":
+            bad(i + 2)
+        return i + 3
+    return i + 1
 
 
 def parse(text: str, keys: Iterable[str], path: str = "<text>") -> Document:
