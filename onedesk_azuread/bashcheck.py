@@ -58,7 +58,7 @@ def check(text: str) -> Unparsable | None:
 
     bash = find_bash()
     try:
-        done = subprocess.run([bash, "-n", "/dev/stdin"], input=text.encode("utf-8"),
+        done = subprocess.run([bash, "-n", "/dev/stdin"], check=False, input=text.encode("utf-8"),
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                               env={"PATH": SEARCH_PATH, "LC_ALL": "C"}, timeout=TIMEOUT,
                               close_fds=True)

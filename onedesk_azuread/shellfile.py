@@ -2,9 +2,14 @@
 
 Pure functions over text: no file I/O here. The reference for every
 decision is what ``bash`` assigns when it sources the file with
-``set -a; . FILE``. Only the lines that assign our keys are interpreted in
-full; every other line is scanned just enough to know where statements start
-(a quote may carry a value over several lines), and is never rewritten.
+``set -a; . FILE``. A scanner that follows bash's grammar (quotes of every
+kind, substitutions, here-documents, operators, compound commands) finds
+every statement; only a plain top-level ``[export ]KEY=value`` line of ours
+is an entry, interpreted in full and editable. Any other statement that may
+set one of our keys is an Unsupported record: the key then has no known value
+and `rewrite` refuses to touch the file. Other lines are never rewritten.
+Where the scanner meets a syntax error it stops, as bash does when it sources
+the file. (``bashcheck`` asks real bash; this module stays pure.)
 """
 
 from __future__ import annotations
@@ -419,7 +424,7 @@ class _Scanner:
         self.at_line_start = False
         return _Word(start, self.pos, text[start:self.pos], "".join(literal), quoted)
 
-    def dollar(self, literal: list[str], word_start: int) -> bool:
+    def dollar(self, literal: list[str], word_start: int) -> bool:  # noqa: PLR0911 - one per form
         """An expansion at ``self.pos`` ('$'); returns whether it expands."""
         text, n = self.text, self.n
         nxt = text[self.pos + 1] if self.pos + 1 < n else ""
@@ -728,7 +733,7 @@ class _Scanner:
         self.function_next = True
         cmd.words = None
 
-    def reserved(self, word: str, at: int, last: str, prev_op):
+    def reserved(self, word: str, at: int, last: str, prev_op):  # noqa: PLR0911 - one per word
         frame = self.frames[-1] if self.frames else None
         kind = frame.kind if frame else None
         if last == "conn" and word in _CLOSERS:
@@ -928,8 +933,8 @@ class _Scanner:
             else:
                 reason = None
             if reason is None:
-                looks_assigned = re.match(r"(%s)(\+?=|\[|$)" % "|".join(
-                    re.escape(k) for k in found), word.literal)
+                names = "|".join(re.escape(k) for k in found)
+                looks_assigned = re.match(rf"({names})(\+?=|\[|$)", word.literal)
                 if word.quoted or not looks_assigned:
                     continue  # text handed to a command, not a variable of this shell
                 reason = f"as an argument to {name if name != chr(0) else 'a command'}"
