@@ -52,16 +52,45 @@ def find_bash() -> str:
                           "to check what OneDesk's install scripts will read: install bash")
 
 
+class _stdin:  # noqa: N801 - used like a function: `with _stdin(data) as f`
+    """The text as a seekable, memory-only file (memfd), or None for a pipe.
+
+    bash reads a pipe one byte at a time (it must not read past its input),
+    about 10x slower than a file; a memfd never touches a disk.
+    """
+
+    def __init__(self, data: bytes):
+        self.data = data
+        self.file = None
+
+    def __enter__(self):
+        try:
+            fd = os.memfd_create("onedesk-azuread-bash-n", os.MFD_CLOEXEC)
+        except (AttributeError, OSError):
+            return None
+        self.file = os.fdopen(fd, "w+b")
+        self.file.write(self.data)
+        self.file.seek(0)
+        return self.file
+
+    def __exit__(self, *exc):
+        if self.file is not None:
+            self.file.close()
+
+
 def check(text: str) -> Unparsable | None:
     """None when bash parses ``text``; else where and why it does not."""
     import subprocess  # late: `show` never runs bash
 
     bash = find_bash()
+    data = text.encode("utf-8")
     try:
-        done = subprocess.run([bash, "-n", "/dev/stdin"], check=False, input=text.encode("utf-8"),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                              env={"PATH": SEARCH_PATH, "LC_ALL": "C"}, timeout=TIMEOUT,
-                              close_fds=True)
+        with _stdin(data) as stdin:
+            done = subprocess.run([bash, "-n", "/dev/stdin"], check=False, stdin=stdin,
+                                  input=None if stdin is not None else data,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                  env={"PATH": SEARCH_PATH, "LC_ALL": "C"}, timeout=TIMEOUT,
+                                  close_fds=True)
     except subprocess.TimeoutExpired:
         raise BashUnavailable(f"bash -n did not finish within {TIMEOUT:g} s; "
                               f"nothing was changed") from None

@@ -210,6 +210,8 @@ _OPERATORS = sorted([";;&", ";;", ";&", ";", "&&", "&>>", "&>", "&", "||", "|&",
 _REDIRECTIONS = frozenset(["&>>", "&>", "<<<", "<<-", "<<", "<&", "<>", "<", ">>", ">&", ">|",
                            ">"])
 _WORD_END = " \t\n;&|<>()"
+# Characters with no special meaning inside a word (note: `(` may start an array value).
+_PLAIN_RUN = re.compile(r"[^ \t\n;&|<>()\\'\"`$]+")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ASSIGN_WORD = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(\[[^\]]*\])?(\+?)=")
 _PARAM = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|[0-9]|[-@*#?$!]")
@@ -371,11 +373,12 @@ class _Scanner:
             return "nl", None, start
         if c in "<>" and text.startswith("(", start + 1):
             return "word", self.word(), start
-        for op in _OPERATORS:
-            if text.startswith(op, start):
-                self.pos += len(op)
-                self.at_line_start = False
-                return "op", op, start
+        if c in ";&|<>()":
+            for op in _OPERATORS:
+                if text.startswith(op, start):
+                    self.pos += len(op)
+                    self.at_line_start = False
+                    return "op", op, start
         return "word", self.word(), start
 
     def word(self) -> _Word:
@@ -384,6 +387,11 @@ class _Scanner:
         literal: list[str] = []
         quoted = False
         while self.pos < n:
+            plain = _PLAIN_RUN.match(text, self.pos)
+            if plain:  # the common case, in one step
+                literal.append(plain.group())
+                self.pos = plain.end()
+                continue
             c = text[self.pos]
             if c in "<>" and self.pos == start and text.startswith("(", self.pos + 1):
                 self.pos += 2
