@@ -982,6 +982,9 @@ class _Scanner:
         if "=(" in own.text[:len(key) + 3]:
             reasons.append("as an array")
         rest = words[len(used):]
+        if rest and rest[0].start == line_start + match.end() and (
+                match.group("before") or match.group("after")):
+            rest = rest[1:]  # `KEY = value`: the value is a word of its own (a spaced entry)
         if exported and rest:
             reasons.append("in a multi-name export")
         elif rest and all(_ASSIGN_WORD.match(w.text) for w in rest):

@@ -237,8 +237,9 @@ def test_check_reports_where_bash_stops_parsing(run, settings_path, text, line):
                                                                                False)
     assert "bash -n" in found[0]["message"]
     assert run("check").exit_code == 1
-    # bash runs what comes before the error and nothing after; check's values agree.
+    # bash runs what comes before the error and nothing after; the tool's view agrees.
     bash = bash_reads(settings_path, *KEYS)
+    assert _view(run) == bash
     before = settings_path.read_bytes()
     for command in WRITES:
         result = run(*command, input=OTHER_SECRET)

@@ -212,3 +212,12 @@ def test_the_scanner_stops_where_bash_stops(tmp_path, text):
     assert bash_reads(path, "AZUREAD_CIS") == [None]
     assert doc.value("AZUREAD_CIS") is None and doc.unsupported_for("AZUREAD_CIS")
     assert doc.syntax_error is not None
+
+
+@pytest.mark.parametrize("line", [
+    "export AZUREAD_CID = '{x}'\r\n", "AZUREAD_CID = x\n", "export AZUREAD_CID= x\n",
+])
+def test_a_spaced_entry_is_repairable_not_unsupported(line):
+    doc = parse(line)
+    assert doc.unsupported == ()
+    assert shellfile.SPACED in doc.last("AZUREAD_CID").problems
