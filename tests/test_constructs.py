@@ -306,3 +306,22 @@ def test_bash_gets_the_text_on_stdin_only(settings_path, monkeypatch):
     assert argv[1:] == ["-n", "/dev/stdin"]
     assert SECRET not in " ".join(argv) and SECRET not in " ".join(env.values())
     assert "BASH_ENV" not in env
+
+
+def test_the_plugin_blocks_and_its_repair_refuses(root, settings_path):
+    # What the dnf plugin calls: the preflight (resolved hook) blocks on the construct, and
+    # the repair it runs just before installing (check --fix) refuses, file untouched.
+    from onedesk_azuread import transaction
+
+    _write(settings_path, CORPUS["if-block-false"].replace(CID, CID.replace("\n", "\r\n")))
+    before = settings_path.read_bytes()
+    paths = settings.Paths.under(str(root))
+    found = transaction.preflight(paths, require=False)
+    assert found.present
+    assert [f.code for f in found.blocking] == ["unsupported-construct"]
+    assert found.blocking[0].line == 3  # and the crlf on line 1 would be repairable
+    with pytest.raises(ParseError) as err:
+        transaction.inject(paths)
+    assert str(err.value).startswith(f"{settings_path}:3: not changed: AZUREAD_CIS is set "
+                                     "inside an if block")
+    assert settings_path.read_bytes() == before
