@@ -325,7 +325,8 @@ class _Scanner:
             line = self.line_of(len(text))
         self.entries = [e for e in self.entries if e.start < zone]
         self.records = [r for r in self.records if r[1] < zone]
-        self.record_mentions(text[zone:], zone, _after_error(self.line_of(zone)), exact=True)
+        self.record_mentions(text[zone:], zone, f"at or after line {self.line_of(zone)}, in a "
+                             f"statement that cannot be parsed", exact=True)
         return SyntaxProblem(line, exc.message)
 
     def label(self) -> str | None:
@@ -1082,15 +1083,12 @@ def _records(records, scanner) -> tuple[Unsupported, ...]:
 def with_bash_error(doc: Document, line: int, message: str) -> Document:
     """``doc`` as bash sources it when ``bash -n`` stops at ``line``: nothing from there on runs."""
     cut = [e for e in doc.entries if e.line >= line]
-    moved = [Unsupported(e.key, e.line, _after_error(line)) for e in cut]
+    reason = f"at or after line {line}, where bash stops reading the file"
+    moved = [Unsupported(e.key, e.line, reason) for e in cut]
     unsupported = {(u.line, u.key): u for u in list(doc.unsupported) + moved}
     return doc._replace(entries=tuple(e for e in doc.entries if e.line < line),
                         unsupported=tuple(unsupported[k] for k in sorted(unsupported)),
                         syntax_error=SyntaxProblem(line, message))
-
-
-def _after_error(line: int) -> str:
-    return f"at or after line {line}, where bash stops reading the file"
 
 
 def quote(value: str) -> str:
@@ -1120,8 +1118,8 @@ def refuse_unsafe(doc: Document) -> None:
         raise ParseError(f"{doc.path}:{first.line}: not changed: {first.key} is set "
                          f"{first.reason}; " + UNSUPPORTED_FIX.format(key=first.key))
     if doc.syntax_error:
-        raise ParseError(f"{doc.path}:{doc.syntax_error.line}: not changed: bash cannot parse "
-                         f"the file here ({doc.syntax_error.message}); fix it by hand first "
+        raise ParseError(f"{doc.path}:{doc.syntax_error.line}: not changed: the file cannot be "
+                         f"parsed here ({doc.syntax_error.message}); fix it by hand first "
                          f"(check with: bash -n {doc.path})")
 
 

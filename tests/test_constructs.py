@@ -188,7 +188,7 @@ def test_the_corpus_is_large_and_has_both_outcomes(tmp_path):
     ("plus-equals", "with +="),
     ("after-return", "after return/exit on line 2"),
     ("after-exit-in-a-branch", "after return/exit on line 2"),
-    ("syntax-error-before", "where bash stops reading"),
+    ("syntax-error-before", "at or after line 2, in a statement that cannot be parsed"),
 ])
 def test_each_unsupported_construct_names_its_line_and_reason(name, reason):
     doc = shellfile.parse(CORPUS[name], KEYS, "/root/.OneDesk")
