@@ -265,10 +265,11 @@ class _Command:
 class _Frame:
     """An open compound command: kind changes as it goes (if -> then -> else)."""
 
-    __slots__ = ("kind", "label", "ran", "start")
+    __slots__ = ("kind", "opener", "label", "ran", "start")
 
     def __init__(self, kind, label, start):
         self.kind = kind
+        self.opener = kind
         self.label = label
         self.ran = False  # a command completed in the current part
         self.start = start
@@ -320,9 +321,7 @@ class _Scanner:
                     f"unterminated quote; write the value on one line in matching quotes, "
                     f"or run: onedesk-azuread set")
         zone = min(self.top_start, exc.offset)
-        line = self.line_of(min(exc.offset, max(len(text) - 1, 0))) if text else 1
-        if text.endswith("\n") and exc.offset >= len(text):
-            line = self.line_of(len(text))
+        line = self.line_of(exc.offset)  # at the end of the file: the line after, as bash says
         self.entries = [e for e in self.entries if e.start < zone]
         self.records = [r for r in self.records if r[1] < zone]
         self.record_mentions(text[zone:], zone, f"at or after line {self.line_of(zone)}, in a "
@@ -685,15 +684,16 @@ class _Scanner:
             if kind == "nl":
                 if last != "conn":
                     last, prev_op = "sep", None
+                    if not nested and not self.frames:
+                        self.top_start = self.pos  # what came before is complete: bash ran it
                 continue
             if kind == "eof":
                 if last == "conn":
                     raise _Syntax(at, "unexpected end of file after an operator")
                 if self.frames:
                     frame = self.frames[-1]
-                    what = "$(" if frame.kind == "$(" else frame.kind
-                    raise _Syntax(at, f"the '{what}' on line {self.line_of(frame.start)} "
-                                      f"is never closed")
+                    raise _Syntax(at, f"the '{frame.opener}' on line "
+                                      f"{self.line_of(frame.start)} is never closed")
                 return
             # a control operator
             if value in (";", "&"):
