@@ -269,6 +269,8 @@ def show_command(ctx, as_json, reveal):
         left = f"in {days} days" if days >= 0 else "EXPIRED"
         expires = f"{info.expires.isoformat()} ({left})"
     def absent(key: str) -> str:
+        if snap.doc.unsupported_for(key):
+            return "present, but not a plain assignment (run: onedesk-azuread check)"
         if snap.doc.entries_for(key):
             return "present, but not a literal value (run: onedesk-azuread check)"
         return "not set"

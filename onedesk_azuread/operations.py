@@ -56,9 +56,23 @@ def inspect(paths: Paths, today: date | None = None, validate: bool = True) -> I
     expires = state.load_expiry(paths.state_dir, snapshot.doc.value(SECRET))
     findings = []
     if validate:
+        if snapshot.exists:
+            # bash, not the scanner, has the last word on whether the file parses; it costs
+            # a process (~3 ms), so `show` (validate=False) relies on the scanner alone.
+            snapshot = snapshot._replace(doc=_as_bash_reads(snapshot.doc))
         findings = validation.validate(snapshot.doc, mode=snapshot.mode, uid=snapshot.uid,
                                        expires=expires, today=today)
     return Inspection(snapshot, expires, findings)
+
+
+def _as_bash_reads(doc: shellfile.Document) -> shellfile.Document:
+    from . import bashcheck
+
+    problem = bashcheck.check(doc.text)
+    if problem is None:
+        return doc._replace(syntax_error=None)  # the scanner's records stay: conservative
+    line = problem.line or doc.text.count("\n") + 1
+    return shellfile.with_bash_error(doc, line, problem.message)
 
 
 class CheckResult(namedtuple("CheckResult", "before after repaired values")):

@@ -7,7 +7,7 @@ import stat
 from collections import namedtuple
 from collections.abc import Callable
 
-from . import KEYS, shellfile
+from . import KEYS, bashcheck, shellfile
 from .errors import ParseError, SettingsError
 from .fsutil import (
     describe_oserror,
@@ -146,6 +146,7 @@ def update(path: str, edit: Callable[[Snapshot], str], *, fix_permissions: bool 
         if before.exists and data == before.data:
             fixed = fix_permissions and _fix_permissions(path, before)
             return Update(before, False, fixed)
+        bashcheck.refuse_unparsable(path, text)  # like visudo: never install what bash rejects
         replace_file(path, data, uid=uid, gid=gid, backup=before.data)
         return Update(before, True, fix_permissions and (before.mode != 0o600 or before.uid != 0))
 

@@ -49,7 +49,9 @@ def blocking(findings: list[Finding]) -> list[Finding]:
 def preflight(paths: Paths, require: bool) -> Preflight:
     """Check the entries before anything is downloaded or installed."""
     info = operations.inspect(paths)
-    present = any(info.snapshot.doc.entries_for(key) for key in KEYS)
+    doc = info.snapshot.doc
+    # An entry the tool cannot read (unsupported-construct) is still an entry: it blocks.
+    present = any(doc.entries_for(key) or doc.unsupported_for(key) for key in KEYS)
     if not present:
         return Preflight(False, info.findings if require else [], [], [])
     stops = blocking(info.findings)

@@ -155,6 +155,8 @@ def _syntax_findings(doc: shellfile.Document) -> list[Finding]:
     }
     findings = []
     for key in KEYS:
+        if doc.unsupported_for(key):
+            continue  # only a hand edit helps; its findings say which line
         entries = doc.entries_for(key)
         if len(entries) > 1:
             lines = ", ".join(str(e.line) for e in entries)
@@ -178,6 +180,8 @@ def _value_findings(doc: shellfile.Document) -> list[Finding]:
     present = {}
     for key in KEYS:
         last = doc.last(key)
+        if doc.unsupported_for(key):
+            continue  # no known value to check
         if last is None:
             findings.append(Finding("missing", ERROR, key,
                                     f"{key} is not set. Fix: {SET_COMMAND[key]}", False))
@@ -200,6 +204,27 @@ def _value_findings(doc: shellfile.Document) -> list[Finding]:
                 f"{key} is not in the current Azure format (about 40 characters with 'Q~' "
                 "after the first four); older secrets still work, but make sure it is the "
                 "secret's Value", False, line))
+    return findings
+
+
+UNSUPPORTED = "unsupported-construct"
+BASH_SYNTAX = "bash-syntax"
+
+
+def _construct_findings(doc: shellfile.Document) -> list[Finding]:
+    """Statements this tool cannot edit safely, and where bash stops parsing."""
+    findings = [Finding(
+        UNSUPPORTED, ERROR, u.key,
+        f"{u.key} is set {u.reason}, which only bash can follow: this tool reports no value "
+        f"for it and changes nothing in this file. Fix: " + shellfile.UNSUPPORTED_FIX.format(
+            key=u.key), False, u.line) for u in doc.unsupported]
+    if doc.syntax_error:
+        problem = doc.syntax_error
+        findings.append(Finding(
+            BASH_SYNTAX, ERROR, None,
+            f"bash cannot parse the file here ({problem.message}); when OneDesk's install "
+            f"scripts source it, nothing from this line on is read. Fix the line by hand "
+            f"(check with: bash -n FILE)", False, problem.line))
     return findings
 
 
@@ -252,7 +277,8 @@ def _expiry_findings(expires: date | None, today: date) -> list[Finding]:
 def validate(doc: shellfile.Document, *, mode: int | None = None, uid: int | None = None,
              expires: date | None = None, today: date | None = None) -> list[Finding]:
     """All findings for a parsed settings file; errors first, then warnings."""
-    findings = (_syntax_findings(doc) + _value_findings(doc) + _file_findings(mode, uid)
+    findings = (_construct_findings(doc) + _syntax_findings(doc) + _value_findings(doc)
+                + _file_findings(mode, uid)
                 + _expiry_findings(expires, today or date.today()))
     return sorted(findings, key=lambda f: (f.severity != ERROR, f.line or 0))
 

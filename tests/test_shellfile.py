@@ -157,3 +157,67 @@ def test_parser_agrees_with_bash_on_what_it_reads(tmp_path_factory, values):
     keys = [f"V{i}" for i in range(len(values))]
     expected = bash_reads(path, *keys)
     assert [parse_value(text, k) for k in keys] == expected
+
+
+# --- The scanner against bash: statements around our entries ------------------------------
+# Lines that do not touch our keys, in forms that fool a scanner knowing only '...' and "...".
+HARMLESS_LINES = [
+    "OTHER=$'it\\'s'\n", "Y=$'a\\\\' ; Z=$\"b'\"\n", "A=`echo \"'\"`\n", "B=$(echo ')' '#')\n",
+    "C=$((1 + (2 * 3)))\n", "D=${HOME:-'}'}\n", "if true; then X=1; fi\n",
+    "case a in a|b) Y=2 ;; *) ;; esac\n", "for i in 1 2; do :; done\n", "f() { :; }\n",
+    "[[ -n x && ( a == a ) ]]\n", "arr=(1\n2 ')')\n", "cat <<'EOF' >/dev/null\nQ='\nEOF\n",
+    "cat <<-X >/dev/null\n\tAZ=1\n\tX\n", "R=\"$AZUREAD_CIS\"  # a reference\n",
+    "export AZUREAD_CID AZUREAD_CIS\n", "L=a\\\n  b\n", "echo '#' \"#\" # c\n",
+    "M=\"multi\nline\"\n", "{ N=1; }\n", "( O=1 )\n", "true && P=1 || P=2\n",
+]
+PLAIN_ENTRIES = st.lists(st.tuples(st.sampled_from(KEYS), st.sampled_from(
+    ["plain", "'quoted value'", '"dq value"', "a\\ b"]), st.booleans()), max_size=3)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.sampled_from(HARMLESS_LINES), max_size=8), PLAIN_ENTRIES,
+       st.randoms(use_true_random=False))
+def test_plain_entries_among_other_statements_read_as_bash_does(tmp_path_factory, others,
+                                                                ours, rnd):
+    lines = list(others)
+    for key, value, exported in ours:
+        lines.insert(rnd.randint(0, len(lines)), f"{'export ' if exported else ''}{key}={value}\n")
+    text = "".join(lines)
+    path = tmp_path_factory.mktemp("s") / "f"
+    path.write_text(text)
+    doc = parse(text)
+    assert doc.unsupported == () and doc.syntax_error is None, text
+    assert [doc.value(k) for k in KEYS] == bash_reads(path, *KEYS), text
+
+
+def test_with_bash_error_drops_what_bash_never_reaches():
+    doc = parse("AZUREAD_CID=a\nX=1\nAZUREAD_CIS=b\n")
+    cut = shellfile.with_bash_error(doc, 2, "syntax error near unexpected token `)'")
+    assert cut.value("AZUREAD_CID") == "a"
+    assert cut.value("AZUREAD_CIS") is None
+    assert [(u.key, u.line) for u in cut.unsupported] == [("AZUREAD_CIS", 3)]
+    assert cut.syntax_error == (2, "syntax error near unexpected token `)'")
+    with pytest.raises(ParseError):
+        shellfile.rewrite(cut, {"AZUREAD_CID": "z"})
+
+
+@pytest.mark.parametrize("text", [
+    "A=1\nfi\nAZUREAD_CIS=b\n", "A=1\n{ }\nAZUREAD_CIS=b\n", "X=$(\nAZUREAD_CIS=b\n",
+    "A=1\nif then\nAZUREAD_CIS=b\n", "A=1\n[[ a b ]]\nAZUREAD_CIS=b\n", "a ;; b\nAZUREAD_CIS=b\n",
+])
+def test_the_scanner_stops_where_bash_stops(tmp_path, text):
+    path = tmp_path / "f"
+    path.write_text(text)
+    doc = parse(text)
+    assert bash_reads(path, "AZUREAD_CIS") == [None]
+    assert doc.value("AZUREAD_CIS") is None and doc.unsupported_for("AZUREAD_CIS")
+    assert doc.syntax_error is not None
+
+
+@pytest.mark.parametrize("line", [
+    "export AZUREAD_CID = '{x}'\r\n", "AZUREAD_CID = x\n", "export AZUREAD_CID= x\n",
+])
+def test_a_spaced_entry_is_repairable_not_unsupported(line):
+    doc = parse(line)
+    assert doc.unsupported == ()
+    assert shellfile.SPACED in doc.last("AZUREAD_CID").problems
