@@ -208,6 +208,25 @@ def test_entries_spoiled_after_the_check_are_refused_before_installing(dnf5bed, 
     assert not os.path.exists(os.path.join(root.state_dir, "applied.json"))
 
 
+def test_the_record_is_the_pair_the_scripts_read_even_if_the_file_changes_after(dnf5bed,
+                                                                                 new_root):
+    # The file changes after the packages were installed, before our post_transaction
+    # runs: the record must still name what the install scripts read, so status says
+    # "pending" for the new secret (re-reading the file would claim "in sync").
+    change = ("post_transaction:onedesk-db-utils:in::/bin/sh -c "
+              "echo\\ AZUREAD_CIS=" + OTHER_SECRET + "\\ >>${conf.installroot}/root/.OneDesk\n")
+    plugins = dnf5bed.plugin_dir("changed", dnf5bed.shipped_actions,
+                                 extra={"00-change.actions": change})
+    root = new_root(plugins=plugins)
+    root.write_settings(GOOD)
+    root.dnf("install", "onedesk-db-utils")
+    assert root.seen("onedesk-db-utils")["sourced_cis"] == SECRET
+    assert OTHER_SECRET in open(root.settings).read()
+    assert status(root) == (1, "pending")
+    root.write_settings(GOOD)  # what the scripts read: in sync
+    assert status(root) == (0, "in sync")
+
+
 def test_a_failed_record_says_the_packages_were_installed(root):
     root.write_settings(GOOD)
     os.makedirs(os.path.join(root.state_dir, "applied.json"))
