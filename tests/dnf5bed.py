@@ -135,9 +135,12 @@ class Dnf5Bed:
                 handle.write(text)
         return inside
 
+    def chroot_argv(self, *argv):
+        """``argv`` run in the sid root, with nothing of this process's environment."""
+        return ["chroot", self.sid, "env", "-i", *(f"{k}={v}" for k, v in ENV.items()), *argv]
+
     def chroot(self, *argv, check=False):
-        return run(["chroot", self.sid, "env", "-i", *(f"{k}={v}" for k, v in ENV.items()),
-                    *argv], check=check)
+        return run(self.chroot_argv(*argv), check=check)
 
     def cleanup(self):
         shutil.rmtree(self.top, ignore_errors=True)
