@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import os
 
-from . import CLIENT_ID, SECRET
 from .errors import OnedeskError, StateError
 from .settings import DEFAULT_FILE, Paths
 
@@ -47,6 +46,7 @@ CALLBACKS = ("goal_resolved", "pre_transaction", "post_transaction")
 # unblocked even if someone edits the direction away.
 INBOUND = ("I", "U", "D", "R")
 HANDOFF_DIR = "dnf5-pending"
+PREFIX = "onedesk-azuread: "
 
 # The dnf 4 plugin's words (dnf-plugin/onedesk_azuread.py), so both dnf generations
 # say the same. (To be shared from transaction.py once both adapters sit on one branch.)
@@ -109,7 +109,9 @@ def run(callback: str, root: str, action: str, nevra: str, pid: str, *, require:
         else:
             _post_transaction(paths, pid)
     except OnedeskError as exc:
-        out.emit(fail, failed % exc)
+        message = str(exc)  # the library's own refusals already say who speaks
+        out.emit(fail, message if message.startswith(PREFIX) and failed == MSG_FAILED
+                 else failed % message)
     except Exception as exc:  # a traceback would reach the terminal and stop nothing
         out.emit(fail, unexpected % type(exc).__name__)
     return out.text
@@ -161,32 +163,34 @@ def _pre_transaction(out: _Protocol, paths: Paths, nevra: str, pid: str, require
         out.emit("error", refusal)
         return
     if not present:
-        return  # no entries (and not required): nothing is handed to the scripts
-    pair, repaired = _prepare(paths)
+        return  # no entries (and not required): nothing to repair or record
+    repaired, values = _prepare(paths)
     for finding in repaired:
         out.note(MSG_REPAIRED % (finding.code, paths.settings))
-    if pair is None:
-        return
-    _make_handoff_parents(paths)
-    handoff = _handoff_dir(paths, pid)
-    from . import state
-
-    # Several trigger packages mean one call each: the record lists them all.
-    earlier = state.load_applied(handoff) if os.path.isdir(handoff) else None
-    packages = sorted(set((earlier or {}).get("packages", [])) | {nevra})
-    state.record_applied(handoff, pair[0], pair[1], packages)
+    packages = _hand_off(paths, pid, values, nevra)
     out.note(MSG_VALIDATED % (paths.settings, ", ".join(packages)))
 
 
 def _prepare(paths: Paths):
-    """`check --fix`'s repairs; ((client_id, secret) as the install scripts will read them, or
-    None when one is missing, the repairs). The library call of pre_transaction."""
+    """`check --fix`'s repairs: (the repairs, the values as the install scripts will read
+    them). The library call of pre_transaction."""
     from . import transaction
 
-    repaired, values = transaction.inject(paths)
-    if CLIENT_ID not in values or SECRET not in values:
-        return None, repaired
-    return (values[CLIENT_ID], values[SECRET]), repaired
+    return transaction.inject(paths)
+
+
+def _hand_off(paths: Paths, pid: str, values: dict, nevra: str) -> list:
+    """The record post_transaction makes the applied state: the dnf 4 plugin's own call,
+    `transaction.record`, into this run's hand-off directory. Returns its packages."""
+    from . import state, transaction
+
+    _make_handoff_parents(paths)
+    handoff = _handoff_dir(paths, pid)
+    # Several trigger packages mean one call each: the record lists them all.
+    earlier = state.load_applied(handoff) if os.path.isdir(handoff) else None
+    packages = sorted(set((earlier or {}).get("packages", [])) | {nevra})
+    transaction.record(paths._replace(state_dir=handoff), values, packages)
+    return packages
 
 
 # --- post_transaction -----------------------------------------------------------------------

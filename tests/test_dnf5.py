@@ -273,6 +273,28 @@ def test_the_hook_answers_in_one_line_per_message(tmp_path):
     assert said and all(SECRET_ID not in line for line in said + lines)
 
 
+def test_a_hand_off_belongs_to_one_dnf5_run(tmp_path):
+    (tmp_path / "root").mkdir()
+    (tmp_path / "root" / ".OneDesk").write_text(GOOD)
+    pending = tmp_path / "var/lib/onedesk-azuread" / dnf5hook.HANDOFF_DIR
+
+    def call(callback, pid, nevra="onedesk-db-utils-1-1.noarch"):
+        return dnf5hook.run(callback, str(tmp_path), "I", nevra, pid)
+
+    assert not call("pre_transaction", "100").startswith("error=")  # that run then failed
+    assert os.listdir(pending) == ["100"]
+    assert call("post_transaction", "200") == ""  # no hand-off of its own: nothing recorded
+    assert not (tmp_path / "var/lib/onedesk-azuread/applied.json").exists()
+    call("pre_transaction", "200")
+    call("pre_transaction", "200", nevra="onedesk-webapps-1-1.noarch")  # a second trigger
+    assert os.listdir(pending) == ["200"]  # the stale one is gone
+    assert stat.S_IMODE(os.stat(pending).st_mode) == 0o700
+    assert call("post_transaction", "200") == ""
+    record = json.loads((tmp_path / "var/lib/onedesk-azuread/applied.json").read_text())
+    assert record["packages"] == ["onedesk-db-utils-1-1.noarch", "onedesk-webapps-1-1.noarch"]
+    assert not pending.exists()
+
+
 def test_a_bad_call_fails_closed(tmp_path):
     assert dnf5hook.run("goal_resolved", str(tmp_path), "I", "x", "../1").startswith("stop=")
     assert dnf5hook.run("pre_transaction", str(tmp_path), "I", "x", "").startswith("error=")
