@@ -65,6 +65,9 @@ MSG_NOT_RECORDED = ("onedesk-azuread: the packages were installed, but what was 
                     "not be recorded (%s); `onedesk-azuread status` will not say \"in sync\"")
 MSG_BAD_CALL = ("onedesk-azuread: dnf5-hook: unknown callback %r or bad ${pid} %r; "
                 "restore the shipped onedesk_azuread.actions")
+MSG_BAD_SETTINGS = ("onedesk-azuread: onedesk_azuread.actions: --settings=%s is not an absolute "
+                    "path without \"..\"; give the settings file as seen inside the installroot: "
+                    "--settings=/root/.OneDesk; nothing was installed")
 
 
 class _Protocol:
@@ -91,13 +94,16 @@ def run(callback: str, root: str, action: str, nevra: str, pid: str, *, require:
         settings_file: str = DEFAULT_FILE, say=lambda message: None) -> str:
     """Handle one actions-plugin callback; return the lines for stdout. Never raises."""
     out = _Protocol(say)
+    fail = "stop" if callback == "goal_resolved" else "error"
     if callback not in CALLBACKS or not pid.isdigit():
-        out.emit("stop" if callback == "goal_resolved" else "error", MSG_BAD_CALL % (callback, pid))
+        out.emit(fail, MSG_BAD_CALL % (callback, pid))
         return out.text
     if action not in INBOUND:
         return out.text  # a package going out: never our business
+    if not settings_file.startswith("/") or ".." in settings_file.split("/"):
+        out.emit(fail, MSG_BAD_SETTINGS % settings_file)
+        return out.text
     paths = _paths(root, settings_file)
-    fail = "stop" if callback == "goal_resolved" else "error"
     failed, unexpected = MSG_FAILED, MSG_UNEXPECTED
     if callback == "post_transaction":
         failed = unexpected = MSG_NOT_RECORDED
@@ -112,7 +118,7 @@ def run(callback: str, root: str, action: str, nevra: str, pid: str, *, require:
         message = str(exc)  # the library's own refusals already say who speaks
         out.emit(fail, message if message.startswith(PREFIX) and failed == MSG_FAILED
                  else failed % message)
-    except Exception as exc:  # a traceback would reach the terminal and stop nothing
+    except Exception as exc:  # one line, never a traceback on dnf 5's terminal
         out.emit(fail, unexpected % type(exc).__name__)
     return out.text
 
@@ -120,7 +126,7 @@ def run(callback: str, root: str, action: str, nevra: str, pid: str, *, require:
 def _paths(root: str, settings_file: str) -> Paths:
     """As the dnf 4 plugin's: the settings file and the state inside the installroot."""
     root = os.path.abspath(root or "/")
-    settings = os.path.join(root, (settings_file or DEFAULT_FILE).lstrip("/"))
+    settings = os.path.join(root, settings_file.lstrip("/"))
     return Paths(root, settings, Paths.under(root).state_dir)
 
 

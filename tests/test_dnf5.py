@@ -299,6 +299,10 @@ def test_a_bad_call_fails_closed(tmp_path):
     assert dnf5hook.run("goal_resolved", str(tmp_path), "I", "x", "../1").startswith("stop=")
     assert dnf5hook.run("pre_transaction", str(tmp_path), "I", "x", "").startswith("error=")
     assert dnf5hook.run("transaction", str(tmp_path), "I", "x", "1").startswith("error=")
+    for settings in ("root/.OneDesk", "/root/../etc/passwd"):
+        said = dnf5hook.run("goal_resolved", str(tmp_path), "I", "x", "1", settings_file=settings)
+        assert said.startswith("stop=") and "--settings=/root/.OneDesk" in said
+    assert os.listdir(tmp_path) == []
 
 
 def test_the_spec_ships_the_actions_file_where_dnf5_reads_it(bed, tmp_path):
