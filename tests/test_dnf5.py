@@ -305,6 +305,23 @@ def test_a_bad_call_fails_closed(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
+def test_the_shipped_lines_guard_only_packages_coming_in_and_carry_nothing_secret():
+    import re
+
+    with open(ACTIONS_FILE) as handle:
+        lines = [line for line in handle.read().splitlines() if line and line[0] != "#"]
+    fields = [line.split(":", 4) for line in lines]
+    assert [f[0] for f in fields] == list(dnf5hook.CALLBACKS)
+    assert {(f[1], f[2], f[3]) for f in fields} == {("onedesk-db-utils", "in", "raise_error=1")}
+    for callback, *_, command in fields:
+        # The command line (visible in ps) holds the root, the package and dnf 5's pid.
+        assert set(re.findall(r"\$\{([^}]*)\}", command)) == {
+            "conf.installroot", "pkg.action", "pkg.nevra", "pid"}
+        assert command.split()[:3] == ["/usr/bin/onedesk-azuread", "--root=${conf.installroot}",
+                                       "dnf5-hook"]
+        assert callback in command.split()
+
+
 def test_the_spec_ships_the_actions_file_where_dnf5_reads_it(bed, tmp_path):
     # Fedora's branch of the spec, built here with Debian's rpmbuild: the subpackage, its
     # Requires, the file as %config(noreplace) (the bed already made the tarball).
