@@ -8,6 +8,7 @@ dnf5's cache, not only on exit codes.
 
 import json
 import os
+import re
 import stat
 
 import pytest
@@ -306,8 +307,6 @@ def test_a_bad_call_fails_closed(tmp_path):
 
 
 def test_the_shipped_lines_guard_only_packages_coming_in_and_carry_nothing_secret():
-    import re
-
     with open(ACTIONS_FILE) as handle:
         lines = [line for line in handle.read().splitlines() if line and line[0] != "#"]
     fields = [line.split(":", 4) for line in lines]
