@@ -53,6 +53,8 @@ VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' onedesk_azuread/__ini
 TARBALL := dist/$(NAME)-$(VERSION).tar.gz
 SOURCES := setup.py pyproject.toml README.md LICENSE Makefile $(wildcard onedesk_azuread/*.py) \
 	dnf-plugin/onedesk_azuread.py dnf-plugin/onedesk_azuread.conf specs/onedesk-azuread.spec
+# dnf 5 (Fedora 41+, EL 11+): the actions file the spec installs there.
+SOURCES += dnf-plugin/onedesk_azuread.actions
 # A private rpm database and build tree: never the host's (../shared/FACTS.md).
 RPMBUILD := rpmbuild --define "_topdir $(CURDIR)/build/rpm" --define "_dbpath $(CURDIR)/build/rpmdb" \
 	--define "_sourcedir $(CURDIR)/dist" --define "_srcrpmdir $(CURDIR)/dist" \

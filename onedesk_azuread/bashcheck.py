@@ -1,7 +1,9 @@
 """Ask bash itself whether a settings text parses (`bash -n`): the only place the library runs bash.
 
 The text holds the secret, so it goes to bash on stdin (`bash -n /dev/stdin`,
-which also makes bash print line numbers), never on the command line, and
+which also makes bash print line numbers; where /dev/stdin is missing, as in a
+chroot without /proc, plain `bash -n`, whose messages name no line), never on
+the command line, and
 bash's own echo of the failing source line is dropped: only the first line
 of its message is kept, with any token that could be part of a value masked.
 """
@@ -18,7 +20,7 @@ TIMEOUT = 5.0  # seconds; bash -n on a settings file takes about 2 ms
 # Where bash is looked for: the system's directories, not the caller's PATH.
 SEARCH_PATH = "/usr/bin:/bin:/usr/local/bin"
 
-_MESSAGE = re.compile(r"/dev/stdin: line (\d+): (.*)")
+_MESSAGE = re.compile(r"(?:/dev/stdin: line (\d+)|bash): (.*)")
 # Tokens bash quotes in its messages that are safe to show: operators and reserved words.
 _SAFE_TOKEN = re.compile(r"[;&|<>()\"'`{}\[\]!$-]{1,3}|newline|then|elif|else|fi|do|done|esac|"
                          r"in|if|case|for|while|until|select|function|\}|\]\]")
@@ -83,10 +85,11 @@ def check(text: str) -> Unparsable | None:
     import subprocess  # late: `show` never runs bash
 
     bash = find_bash()
+    argv = ["bash", "-n", "/dev/stdin"] if os.path.exists("/dev/stdin") else ["bash", "-n"]
     data = text.encode("utf-8")
     try:
         with _stdin(data) as stdin:
-            done = subprocess.run([bash, "-n", "/dev/stdin"], check=False, stdin=stdin,
+            done = subprocess.run(argv, executable=bash, check=False, stdin=stdin,
                                   input=None if stdin is not None else data,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                   env={"PATH": SEARCH_PATH, "LC_ALL": "C"}, timeout=TIMEOUT,
@@ -102,9 +105,13 @@ def check(text: str) -> Unparsable | None:
     for raw in done.stderr.decode("utf-8", "replace").splitlines():
         match = _MESSAGE.fullmatch(raw.strip())
         if match and not match.group(2).startswith("warning:"):
-            return Unparsable(int(match.group(1)), _mask(match.group(2)))
+            line = int(match.group(1)) if match.group(1) else None
+            return Unparsable(line, _mask(match.group(2)))
     if done.returncode == 0:
         return None
+    if done.returncode in (126, 127):  # bash could not run or read its input: no verdict
+        raise BashUnavailable(f"bash -n could not run (exit status {done.returncode}); "
+                              f"nothing was changed")
     return Unparsable(None, f"bash -n failed (exit status {done.returncode})")
 
 

@@ -431,3 +431,21 @@ def main() -> None:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         sys.exit(EXIT_PROBLEM)
+
+
+@cli.command("dnf5-hook", hidden=True)
+@click.argument("callback")
+@click.argument("action")
+@click.argument("nevra")
+@click.argument("pid")
+@click.option("--require", type=click.BOOL, default=False,
+              help="Stop when the settings file has no Azure AD entries at all.")
+@click.option("--settings", "settings_file", default="/root/.OneDesk", metavar="PATH",
+              help="The settings file, inside the installroot.")
+@click.pass_context
+def dnf5_hook_command(ctx, callback, action, nevra, pid, require, settings_file):
+    """What dnf 5's actions plugin runs (dnf-plugin/onedesk_azuread.actions)."""
+    from . import dnf5hook
+
+    click.echo(dnf5hook.run(callback, _paths(ctx).root, action, nevra, pid, require=require,
+                            settings_file=settings_file, say=_say), nl=False)

@@ -335,3 +335,17 @@ def test_an_entry_only_in_an_unsupported_construct_still_blocks_the_plugin(root,
     found = transaction.preflight(settings.Paths.under(str(root)), require=False)
     assert found.present
     assert "unsupported-construct" in [f.code for f in found.blocking]
+
+
+def test_without_dev_stdin_bash_still_gives_its_verdict(monkeypatch):
+    # A chroot without /proc has no /dev/stdin (the dnf 5 bed's sid root): bash then reads
+    # the text as its script on stdin, and its messages carry no line number.
+    from onedesk_azuread import bashcheck
+
+    real = os.path.exists
+    monkeypatch.setattr(os.path, "exists", lambda p: p != "/dev/stdin" and real(p))
+    assert bashcheck.check(CID + CIS) is None
+    problem = bashcheck.check(CID + "if true; then\n" + CIS)
+    assert problem is not None and problem.line is None
+    assert "unexpected end of file" in problem.message
+    assert bashcheck.check(CID + "[[ a b ]]\n") is not None  # printed, though bash exits 0

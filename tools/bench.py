@@ -7,6 +7,14 @@
 3. A reinstall of onedesk-db-utils with and without the plugin. Goal: at most
    30 ms more, median of the paired differences.
 4. The plugin module's own import time, dnf already loaded. Goal: under 2 ms.
+5. dnf 5 (Debian sid's dnf5 in the test bed's root, tests/dnf5bed.py): a reinstall of
+   onedesk-db-utils with our actions file against the same without it. Each of the
+   three actions starts the CLI (a Python start with click) and does its part of
+   the dnf 4 plugin's work, so the goal is, per action, the CLI's own start in the
+   same run (`onedesk-azuread --version` there) plus the dnf 4 plugin's whole 30 ms:
+   at most 3 x (start + 30 ms) more, median of the paired differences.
+6. dnf 5: a reinstall of an unrelated package with and without our actions file:
+   only the actions plugin's own filter runs. Goal: median ratio at most 1.03.
 """
 
 import compileall
@@ -24,6 +32,8 @@ BIN = os.path.dirname(sys.executable)
 PAIRS = int(os.environ.get("BENCH_PAIRS", "40"))
 DNF_PAIRS = int(os.environ.get("BENCH_DNF_PAIRS", "100"))
 REINSTALL_PAIRS = int(os.environ.get("BENCH_REINSTALL_PAIRS", "20"))
+DNF5_PAIRS = int(os.environ.get("BENCH_DNF5_PAIRS", "30"))
+DNF5_UNRELATED_PAIRS = int(os.environ.get("BENCH_DNF5_UNRELATED_PAIRS", "100"))
 CLIENT_ID = "0b5c3a1e-7d2f-4c8a-9e61-3f4d2b1a0c9e"
 SECRET = "Xk74Q~pL.mN3-rT_vW8yZ1aB2cD3eF4gH5iJ6kL7"  # made up, in Azure's format
 
@@ -116,12 +126,45 @@ def bench_plugin():
         shutil.rmtree(top)
 
 
+def bench_dnf5():
+    from tests.dnf5bed import Dnf5Bed
+    from tests.dnf5bed import Root as Dnf5Root
+    from tests.rpmbed import ONEDESK, Bed
+
+    top = tempfile.mkdtemp(prefix="onedesk-bench-dnf5.")
+    dnf5bed = None
+    try:
+        dnf5bed = Dnf5Bed(Bed(top))
+        root = Dnf5Root(dnf5bed, "bench")
+        root.write_settings(f"AZUREAD_CID={CLIENT_ID}\nAZUREAD_CIS={SECRET}\n")
+        root.dnf("install", *ONEDESK, "unrelated-tool")
+        # The same root and configuration; only the plugin directory differs: with our
+        # actions file, or with the actions plugin and no actions file at all.
+        off = f"--setopt=plugin_conf_dir={dnf5bed.plugins['off']}"
+        version = dnf5bed.chroot_argv("onedesk-azuread", "--version")
+        wall(version, os.environ)  # writes the sid Python's bytecode
+        start = statistics.median(wall(version, os.environ) for _ in range(21)) * 1000
+        print(f"onedesk-azuread --version in the sid root: median {start:.1f} ms over 21 runs")
+        for package, goal, unit, pairs in (
+                ("onedesk-db-utils", round(3 * (start + 30)), "ms", DNF5_PAIRS),
+                ("unrelated-tool", 1.03, "ratio", DNF5_UNRELATED_PAIRS)):
+            a, b = paired(dnf5bed.chroot_argv(*root.dnf_argv("reinstall", package)),
+                          dnf5bed.chroot_argv(*root.dnf_argv(off, "reinstall", package)),
+                          dict(os.environ), pairs, warmup=1)
+            report(f"dnf5 reinstall {package}, actions file on vs off", a, b, goal, unit=unit)
+    finally:
+        if dnf5bed is not None:
+            dnf5bed.cleanup()
+        shutil.rmtree(top)
+
+
 def main():
     compileall.compile_dir(os.path.join(HERE, "onedesk_azuread"), quiet=1)
     env = dict(os.environ)
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     bench_show(env)
     bench_plugin()
+    bench_dnf5()
 
 
 if __name__ == "__main__":

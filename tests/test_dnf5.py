@@ -1,0 +1,364 @@
+"""dnf 5: the shipped actions file driving `onedesk-azuread dnf5-hook`, with the real dnf5.
+
+dnf5 and its actions plugin run in a Debian sid root (tests/dnf5bed.py) against
+throw-away installroots; the fixture packages' install scripts record what they
+read. Each scenario asserts on those records, the package set (`rpm -qa`) and
+dnf5's cache, not only on exit codes.
+"""
+
+import json
+import os
+import re
+import stat
+
+import pytest
+
+from onedesk_azuread import dnf5hook
+
+from .conftest import CLIENT_ID, OTHER_SECRET, SECRET, SECRET_ID
+from .dnf5bed import ACTIONS_FILE, Dnf5Bed, Root
+from .rpmbed import HERE, ONEDESK, run
+
+GOOD = f"OTHER_SETTING=kept\nAZUREAD_CID={CLIENT_ID}\nAZUREAD_CIS={SECRET}\n"
+PASTED_ID = f"AZUREAD_CID={CLIENT_ID}\nAZUREAD_CIS={SECRET_ID}\n"
+STOPPED = "Action calls for stop: onedesk-azuread:"
+
+
+@pytest.fixture(scope="module")
+def dnf5bed(bed):
+    made = Dnf5Bed(bed)
+    yield made
+    made.cleanup()
+
+
+@pytest.fixture
+def new_root(dnf5bed, request):
+    def make(**options):
+        return Root(dnf5bed, f"{request.node.originalname}-{dnf5bed.serial()}", **options)
+    return make
+
+
+@pytest.fixture
+def root(new_root):
+    return new_root()
+
+
+def output(result):
+    text = result.stdout + result.stderr
+    assert "Traceback" not in text
+    return text
+
+
+def applied(root):
+    path = os.path.join(root.state_dir, "applied.json")
+    with open(path) as handle:
+        text = handle.read()
+    assert SECRET not in text and CLIENT_ID not in text
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    return json.loads(text)
+
+
+def status(root):
+    """`onedesk-azuread status` as installed in the sid root: (exit code, state)."""
+    result = root.cli("status", "--json")
+    assert "Traceback" not in result.stderr
+    return result.returncode, json.loads(result.stdout)["state"]
+
+
+def assert_no_secret(root, *texts, secret=SECRET):
+    for text in texts + (root.logs(),):
+        assert secret not in text
+
+
+def test_valid_entries_are_installed_and_recorded(root):
+    root.write_settings(GOOD)
+    result = root.dnf("install", "onedesk-db-utils-1.0")
+    text = output(result)
+    assert root.installed() == ["onedesk-db-utils-1.0-1"]
+    seen = root.seen("onedesk-db-utils")
+    # dnf 5 hands nothing to the scripts' environment: they read the validated file.
+    assert (seen["env_cid"], seen["env_cis"]) == (None, None)
+    assert seen["file"] == GOOD and seen["sourced_cis"] == SECRET and seen["args"] == ["1"]
+    assert applied(root)["packages"] == ["onedesk-db-utils-1.0-1.noarch"]
+    assert not os.path.exists(os.path.join(root.state_dir, dnf5hook.HANDOFF_DIR))
+    assert status(root) == (0, "in sync")
+    assert "onedesk-azuread: checking the Azure AD settings for onedesk-db-utils-1.0-1" in text
+    assert "validated and canonical for the install scripts" in text
+    assert_no_secret(root, text)
+
+
+@pytest.mark.parametrize("text, words", [
+    (PASTED_ID, "the Secret ID was pasted, not the Secret Value"),
+    (f"AZUREAD_CID=onedesk-app\nAZUREAD_CIS={SECRET}\n", "AZUREAD_CID is not a GUID"),
+    (f"AZUREAD_CID={CLIENT_ID}\n", "AZUREAD_CIS is not set"),
+])
+def test_wrong_entries_stop_dnf5_before_anything_is_downloaded(root, text, words):
+    root.dnf("install", "unrelated-tool")
+    root.write_settings(text)
+    result = root.dnf("install", *ONEDESK, check=False)
+    said = output(result)
+    assert result.returncode == 1
+    assert STOPPED in said and words in said
+    assert "onedesk-azuread set" in said  # the command that fixes it
+    assert root.downloaded() == ["unrelated-tool-1-1.noarch.rpm"]  # keepcache=1: all it fetched
+    assert root.installed() == ["unrelated-tool-1-1"]
+    assert root.seen("onedesk-db-utils")["runs"] == 0
+    assert open(root.settings).read() == text
+    assert not os.path.exists(root.state_dir)
+
+
+def test_require_stops_a_transaction_without_entries(dnf5bed, new_root):
+    required = dnf5bed.shipped_actions.replace("--require=0", "--require=1")
+    lines = [line for line in required.splitlines() if "--require=1" in line]
+    assert [line.split(":")[0] for line in lines if not line.startswith("#")] == [
+        "goal_resolved", "pre_transaction"]
+    root = new_root(plugins=dnf5bed.plugin_dir("required", required))
+    root.write_settings("OTHER_SETTING=1\n")
+    result = root.dnf("install", "onedesk-db-utils", check=False)
+    assert result.returncode == 1
+    assert "no Azure AD entries and require = 1" in output(result)
+    assert root.installed() == [] and root.downloaded() == []
+
+
+def test_without_require_no_entries_installs_without_azure_ad(root):
+    root.write_settings("OTHER_SETTING=1\n")
+    result = root.dnf("install", "onedesk-db-utils")
+    assert "has no Azure AD entries" in output(result)
+    assert root.installed() == ["onedesk-db-utils-2.0-1"]
+    assert root.seen("onedesk-db-utils")["sourced_cis"] == ""
+    assert not os.path.exists(os.path.join(root.state_dir, "applied.json"))
+
+
+def test_windows_quoted_and_braced_entries_are_repaired_before_the_script_reads_them(root):
+    messy = (f"OTHER_SETTING=kept\r\nexport AZUREAD_CID = '{{{CLIENT_ID}}}'\r\n"
+             f'AZUREAD_CIS="{SECRET}"\r\n')
+    root.write_settings(messy, mode=0o644)
+    result = root.dnf("install", "onedesk-db-utils")
+    seen = root.seen("onedesk-db-utils")
+    assert seen["file"] == f"OTHER_SETTING=kept\r\nAZUREAD_CID={CLIENT_ID}\nAZUREAD_CIS={SECRET}\n"
+    assert seen["sourced_cis"] == SECRET
+    assert stat.S_IMODE(os.stat(root.settings).st_mode) == 0o600
+    assert open(root.settings + ".bak", newline="").read() == messy
+    said = output(result)
+    assert "repaired crlf" in said and "repaired client-id-braces" in said
+    assert status(root) == (0, "in sync")
+    assert_no_secret(root, said)
+
+
+def test_unrelated_transactions_run_no_hook(root):
+    root.write_settings(PASTED_ID, mode=0o644)
+    for args in (("install", "unrelated-tool"), ("reinstall", "unrelated-tool"),
+                 ("remove", "unrelated-tool")):
+        result = root.dnf(*args)
+        assert "onedesk-azuread" not in output(result), args
+    assert "Actions plugin" not in root.logs()  # no action ran at all
+    assert open(root.settings).read() == PASTED_ID
+    assert stat.S_IMODE(os.stat(root.settings).st_mode) == 0o644
+    assert not os.path.exists(root.state_dir)
+
+
+def test_upgrade_downgrade_and_reinstall_are_guarded(root):
+    root.write_settings(GOOD)
+    root.dnf("install", "onedesk-db-utils-1.0")
+    root.dnf("upgrade", "onedesk-db-utils")
+    assert root.installed() == ["onedesk-db-utils-2.0-1"]
+    assert applied(root)["packages"] == ["onedesk-db-utils-2.0-1.noarch"]
+    root.dnf("downgrade", "onedesk-db-utils")
+    assert root.installed() == ["onedesk-db-utils-1.0-1"]
+    root.write_settings(GOOD.replace(SECRET, OTHER_SECRET))
+    assert status(root) == (1, "pending")
+    root.dnf("reinstall", "onedesk-db-utils")
+    seen = root.seen("onedesk-db-utils")
+    assert seen["args"] == ["1", "2", "2", "2"]  # $1: fresh install, then upgrade-like
+    assert seen["runs"] == 4 and seen["sourced_cis"] == OTHER_SECRET
+    assert applied(root)["packages"] == ["onedesk-db-utils-1.0-1.noarch"]
+    assert status(root) == (0, "in sync")
+    root.write_settings(PASTED_ID)
+    for action in ("upgrade", "reinstall"):
+        blocked = root.dnf(action, "onedesk-db-utils", check=False)
+        assert blocked.returncode == 1, action
+        assert STOPPED in output(blocked) and "Secret ID was pasted" in blocked.stderr
+    assert root.installed() == ["onedesk-db-utils-1.0-1"]
+    assert root.seen("onedesk-db-utils")["runs"] == 4
+
+
+def test_removal_is_never_blocked(root):
+    root.write_settings(GOOD)
+    root.dnf("install", *ONEDESK)
+    root.write_settings(PASTED_ID)
+    result = root.dnf("remove", *ONEDESK)
+    assert "onedesk-azuread" not in output(result)
+    assert root.installed() == []
+
+
+def test_entries_spoiled_after_the_check_are_refused_before_installing(dnf5bed, new_root):
+    # Another action (its file sorts first) spoils the file between goal_resolved and
+    # pre_transaction: the re-check stops dnf 5 before any package is installed.
+    spoil = ("pre_transaction:onedesk-db-utils:in::/bin/sh -c "
+             "echo\\ AZUREAD_CIS=" + SECRET_ID + "\\ >>${conf.installroot}/root/.OneDesk\n")
+    plugins = dnf5bed.plugin_dir("spoiled", dnf5bed.shipped_actions,
+                                 extra={"00-spoil.actions": spoil})
+    root = new_root(plugins=plugins)
+    root.write_settings(GOOD)
+    result = root.dnf("install", "onedesk-db-utils", check=False)
+    said = output(result)
+    assert result.returncode == 1
+    assert "Action sent error message: onedesk-azuread:" in said
+    assert "Secret ID was pasted" in said
+    assert root.installed() == [] and root.seen("onedesk-db-utils")["runs"] == 0
+    assert not os.path.exists(os.path.join(root.state_dir, "applied.json"))
+
+
+def test_the_record_is_the_pair_the_scripts_read_even_if_the_file_changes_after(dnf5bed,
+                                                                                 new_root):
+    # The file changes after the packages were installed, before our post_transaction
+    # runs: the record must still name what the install scripts read, so status says
+    # "pending" for the new secret (re-reading the file would claim "in sync").
+    change = ("post_transaction:onedesk-db-utils:in::/bin/sh -c "
+              "echo\\ AZUREAD_CIS=" + OTHER_SECRET + "\\ >>${conf.installroot}/root/.OneDesk\n")
+    plugins = dnf5bed.plugin_dir("changed", dnf5bed.shipped_actions,
+                                 extra={"00-change.actions": change})
+    root = new_root(plugins=plugins)
+    root.write_settings(GOOD)
+    root.dnf("install", "onedesk-db-utils")
+    assert root.seen("onedesk-db-utils")["sourced_cis"] == SECRET
+    assert OTHER_SECRET in open(root.settings).read()
+    assert status(root) == (1, "pending")
+    root.write_settings(GOOD)  # what the scripts read: in sync
+    assert status(root) == (0, "in sync")
+
+
+def test_a_failed_record_says_the_packages_were_installed(root):
+    root.write_settings(GOOD)
+    os.makedirs(os.path.join(root.state_dir, "applied.json"))
+    result = root.dnf("install", "onedesk-db-utils", check=False)
+    said = output(result)
+    assert result.returncode == 1
+    assert "the packages were installed, but what was applied could not be recorded" in said
+    assert root.installed() == ["onedesk-db-utils-2.0-1"]
+    assert root.seen("onedesk-db-utils")["sourced_cis"] == SECRET
+
+
+def test_an_unreadable_settings_file_is_one_clear_stop(root):
+    os.makedirs(root.settings)
+    result = root.dnf("install", "onedesk-db-utils", check=False)
+    said = output(result)
+    assert result.returncode == 1
+    assert STOPPED in said and "is a directory" in said
+    assert root.installed() == []
+
+
+# --- the hook without dnf5 ----------------------------------------------------------------
+
+def test_the_hook_ignores_packages_going_out(tmp_path):
+    (tmp_path / "root").mkdir()
+    (tmp_path / "root" / ".OneDesk").write_text(PASTED_ID)
+    for action in ("E", "O", "?"):
+        for callback in dnf5hook.CALLBACKS:
+            assert dnf5hook.run(callback, str(tmp_path), action, "onedesk-db-utils-1-1.noarch",
+                                "42") == ""
+    assert sorted(os.listdir(tmp_path)) == ["root"]
+
+
+def test_the_hook_answers_in_one_line_per_message(tmp_path):
+    (tmp_path / "root").mkdir()
+    (tmp_path / "root" / ".OneDesk").write_text(PASTED_ID + "AZUREAD_CID=x\n")
+    said = []
+    text = dnf5hook.run("goal_resolved", str(tmp_path), "I", "onedesk-db-utils-1-1.noarch",
+                        "42", say=said.append)
+    lines = text.splitlines()
+    assert all(line.startswith(("stop=", "log.INFO=")) for line in lines)
+    stop = [line for line in lines if line.startswith("stop=")]
+    assert len(stop) == 1 and "Secret ID was pasted" in stop[0] and "not a GUID" in stop[0]
+    assert "--root " + str(tmp_path) in stop[0]  # the commands that fix it, for this root
+    assert said and all(SECRET_ID not in line for line in said + lines)
+
+
+def test_a_hand_off_belongs_to_one_dnf5_run(tmp_path):
+    (tmp_path / "root").mkdir()
+    (tmp_path / "root" / ".OneDesk").write_text(GOOD)
+    pending = tmp_path / "var/lib/onedesk-azuread" / dnf5hook.HANDOFF_DIR
+
+    def call(callback, pid, nevra="onedesk-db-utils-1-1.noarch"):
+        return dnf5hook.run(callback, str(tmp_path), "I", nevra, pid)
+
+    assert not call("pre_transaction", "100").startswith("error=")  # that run then failed
+    assert os.listdir(pending) == ["100"]
+    assert call("post_transaction", "200") == ""  # no hand-off of its own: nothing recorded
+    assert not (tmp_path / "var/lib/onedesk-azuread/applied.json").exists()
+    call("pre_transaction", "200")
+    call("pre_transaction", "200", nevra="onedesk-webapps-1-1.noarch")  # a second trigger
+    assert os.listdir(pending) == ["200"]  # the stale one is gone
+    assert stat.S_IMODE(os.stat(pending).st_mode) == 0o700
+    assert call("post_transaction", "200") == ""
+    record = json.loads((tmp_path / "var/lib/onedesk-azuread/applied.json").read_text())
+    assert record["packages"] == ["onedesk-db-utils-1-1.noarch", "onedesk-webapps-1-1.noarch"]
+    assert not pending.exists()
+
+
+def test_a_bad_call_fails_closed(tmp_path):
+    assert dnf5hook.run("goal_resolved", str(tmp_path), "I", "x", "../1").startswith("stop=")
+    assert dnf5hook.run("pre_transaction", str(tmp_path), "I", "x", "").startswith("error=")
+    assert dnf5hook.run("transaction", str(tmp_path), "I", "x", "1").startswith("error=")
+    for settings in ("root/.OneDesk", "/root/../etc/passwd"):
+        said = dnf5hook.run("goal_resolved", str(tmp_path), "I", "x", "1", settings_file=settings)
+        assert said.startswith("stop=") and "--settings=/root/.OneDesk" in said
+    assert os.listdir(tmp_path) == []
+
+
+def test_the_shipped_lines_guard_only_packages_coming_in_and_carry_nothing_secret():
+    with open(ACTIONS_FILE) as handle:
+        lines = [line for line in handle.read().splitlines() if line and line[0] != "#"]
+    fields = [line.split(":", 4) for line in lines]
+    assert [f[0] for f in fields] == list(dnf5hook.CALLBACKS)
+    assert {(f[1], f[2], f[3]) for f in fields} == {("onedesk-db-utils", "in", "raise_error=1")}
+    for callback, *_, command in fields:
+        # The command line (visible in ps) holds the root, the package and dnf 5's pid.
+        assert set(re.findall(r"\$\{([^}]*)\}", command)) == {
+            "conf.installroot", "pkg.action", "pkg.nevra", "pid"}
+        assert command.split()[:3] == ["/usr/bin/onedesk-azuread", "--root=${conf.installroot}",
+                                       "dnf5-hook"]
+        assert callback in command.split()
+
+
+def test_the_spec_ships_the_actions_file_where_dnf5_reads_it(bed, tmp_path):
+    # Fedora's branch of the spec, built here with Debian's rpmbuild: the subpackage, its
+    # Requires, the file as %config(noreplace) (the bed already made the tarball).
+    tarball = os.path.join(HERE, "dist", "onedesk-azuread-0.1.0.tar.gz")
+    assert os.path.exists(tarball)
+    built = run(["rpmbuild", "-bb", "--nodeps", "--define", "fedora 42",
+                 "--define", f"_topdir {tmp_path}/top", "--define", f"_dbpath {tmp_path}/db",
+                 "--define", f"_sourcedir {os.path.dirname(tarball)}",
+                 "--define", f"_rpmdir {tmp_path}/out",
+                 "--define", "_build_name_fmt %%{NAME}.rpm",  # %% or it names the main package
+                 os.path.join(HERE, "specs", "onedesk-azuread.spec")], env=bed.env, check=False)
+    assert built.returncode == 0, built.stderr[-3000:]
+    rpm = str(tmp_path / "out" / "onedesk-azuread-dnf5.rpm")
+    query = run(["rpm", "-qp", "--qf", "[%{FILENAMES} %{FILEFLAGS:fflags}\n]", rpm],
+                env=bed.env).stdout
+    target = "/etc/dnf/libdnf5-plugins/actions.d/onedesk_azuread.actions"
+    assert f"{target} cn" in query.splitlines()  # config, noreplace
+    requires = run(["rpm", "-qp", "--requires", rpm], env=bed.env).stdout.splitlines()
+    assert "libdnf5-plugin-actions >= 5.2.11.0" in requires
+    payload = run(["sh", "-c", f'rpm2cpio "$1" | cpio -i --quiet --to-stdout ".{target}"',
+                   "sh", rpm], env=bed.env).stdout
+    assert payload == open(ACTIONS_FILE).read()
+    on_el10 = run(["rpmspec", "-q", "--define", "rhel 10", "--qf", "%{NAME}\n",
+                   os.path.join(HERE, "specs", "onedesk-azuread.spec")], env=bed.env).stdout
+    assert "onedesk-azuread-dnf5" not in on_el10.split()
+
+
+def test_a_passed_expiry_date_warns_and_never_stops_dnf5(root):
+    from datetime import date, timedelta
+
+    from onedesk_azuread import state
+
+    root.write_settings(GOOD)
+    past = date.today() - timedelta(days=3)
+    state.save_expiry(root.state_dir, SECRET, past)
+    result = root.dnf("install", "onedesk-db-utils")
+    said = output(result)
+    assert root.installed() == ["onedesk-db-utils-2.0-1"]
+    assert f"the client secret expired on {past.isoformat()}" in said
+    assert "installing anyway" in said
+    assert_no_secret(root, said)
