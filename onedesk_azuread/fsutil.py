@@ -286,8 +286,8 @@ def read_private_file(path: str, limit: int, error, fix: str) -> bytes | None:
             raise error(f"{path}: has {st.st_nlink} hard links, so it was not written by "
                         f"onedesk-azuread; {fix}")
         if st.st_size > limit:
-            raise error(f"{path}: is {st.st_size} bytes, more than the {limit} a state file "
-                        f"can be; {fix}")
+            raise error(f"{path}: is {st.st_size} bytes, more than the {limit} bytes a "
+                        f"state file can be; {fix}")
         chunks = []
         size = 0
         while size <= limit:

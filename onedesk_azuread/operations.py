@@ -167,10 +167,9 @@ def set_entries(paths: Paths, *, client_id: str | None = None, secret: str | Non
         expiry = expires
         if expiry is None and not secret_changed:
             expiry = state.load_expiry(paths.state_dir, new_secret)
-        # The file's own facts too (a hard link refuses); the mode and owner as written are
-        # reported after the write.
-        findings = validation.validate(new_doc, nlink=snapshot.nlink, expires=expiry,
-                                       today=today)
+        # The text only: the file's mode and owner as written are reported after the write
+        # (settings.update has refused a hard-linked file before calling this).
+        findings = validation.validate(new_doc, expires=expiry, today=today)
         if validation.errors(findings) and not force:
             raise Refused(paths.settings, findings)
         checked = None

@@ -1,5 +1,6 @@
 """Nothing lost: bad input, odd files, full and read-only disks, concurrency, kill -9."""
 
+import json
 import multiprocessing
 import os
 import random
@@ -11,6 +12,7 @@ import time
 import pytest
 
 from onedesk_azuread import settings, shellfile
+from onedesk_azuread.errors import SettingsError
 
 from .conftest import CLIENT_ID, SECRET, Cli
 
@@ -235,3 +237,47 @@ def test_owner_is_kept_on_write_and_made_root_by_fix(run, settings_path):
     assert "file-owner" in result.stdout
     assert (settings_path.stat().st_uid, settings_path.stat().st_gid) == (0, 0)
     assert run("check").exit_code == 0
+
+
+# --- A second name (hard link) for the settings file: an error, never written (issue 7, 8) --
+
+@pytest.fixture
+def linked(run, settings_path):
+    settings_path.write_text(GOOD.replace("\n", "\r\n"))  # repairable: check --fix would write
+    os.chmod(settings_path, 0o644)
+    other = settings_path.parent / "copy-of-settings"
+    os.link(settings_path, other)
+    return other
+
+
+def test_a_hard_linked_settings_file_is_an_error_finding(run, settings_path, linked):
+    result = run("check", "--json")
+    assert result.exit_code == 1
+    found = [f for f in json.loads(result.stdout)["findings"] if f["code"] == "hard-links"]
+    assert len(found) == 1 and found[0]["severity"] == "error"
+    assert found[0]["repairable"] is False
+    assert "a chmod cannot protect the other name" in found[0]["message"]
+    assert "remove the other link" in found[0]["message"]
+
+
+@pytest.mark.parametrize("command", [SET, SET + ("--force",), ("check", "--fix"), ("unset",)])
+def test_no_write_goes_through_a_hard_linked_settings_file(run, root, settings_path, linked,
+                                                           command):
+    before = snapshot(root)
+    result = run(*command, input=SECRET)
+    assert result.exit_code == 1
+    assert "Traceback" not in result.stderr
+    assert "hard links" in result.stderr.strip().splitlines()[-1]
+    assert snapshot(root) == before
+    assert os.lstat(settings_path).st_nlink == 2 and os.lstat(linked).st_mode & 0o044
+
+
+def test_settings_update_refuses_a_hard_linked_file_in_one_line(root, settings_path, linked):
+    before = snapshot(root)
+    with pytest.raises(SettingsError) as raised:
+        settings.update(str(settings_path), lambda snap: GOOD,
+                        state_dir=str(root / "var/lib/onedesk-azuread"), fix_permissions=True)
+    message = str(raised.value)
+    assert "\n" not in message and str(settings_path) in message
+    assert "find / -xdev -samefile" in message
+    assert snapshot(root) == before
