@@ -223,11 +223,12 @@ def test_check_fix_leaves_what_it_cannot_repair(run, settings_path):
 
 def test_file_option_names_the_file(tmp_path):
     target = tmp_path / "custom.env"
-    run = Cli(tmp_path)
+    run = Cli(tmp_path)  # with --root: the state and its lock stay under tmp_path, not the host's
     result = run("--file", str(target), "set", "--client-id", CLIENT_ID, "--secret-stdin",
-                 input=SECRET, root=False)
+                 input=SECRET)
     assert result.exit_code == 0, result.stderr
     assert bash_reads(target, "AZUREAD_CIS") == [SECRET]
+    assert (tmp_path / "var/lib/onedesk-azuread/lock").is_file()
 
 
 def test_app_registration(run):
