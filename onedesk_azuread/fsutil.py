@@ -52,9 +52,10 @@ LOCK_TIMEOUT_ENV = "ONEDESK_AZUREAD_LOCK_TIMEOUT"
 DEFAULT_LOCK_TIMEOUT = 10.0
 LOCK_WAITING = ("waiting for the lock {path} (another onedesk-azuread or dnf is changing the "
                 "settings)")
-LOCK_TIMED_OUT = ("{path}: still locked after {seconds:g} s by another onedesk-azuread or dnf; "
-                  "nothing was changed; let it finish and try again (or wait longer with "
+LOCK_TIMED_OUT = ("{path}: still locked after {seconds:g} s by {holder}; nothing was changed; "
+                  "let it finish and try again (or wait longer with "
                   f"{LOCK_TIMEOUT_ENV}=SECONDS)")
+LOCK_HOLDER = "another onedesk-azuread or dnf"
 _POLL = 0.05
 
 # lock path -> [pid, fd, depth]: the locks this process holds. flock excludes open file
@@ -131,7 +132,8 @@ def _acquire(fd: int, path: str, error) -> None:
     while True:
         left = deadline - time.monotonic()
         if left <= 0:
-            raise error(LOCK_TIMED_OUT.format(path=path, seconds=seconds))
+            raise error(LOCK_TIMED_OUT.format(path=path, seconds=seconds,
+                                              holder=_holder(fd)))
         time.sleep(min(_POLL, left))
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -140,6 +142,24 @@ def _acquire(fd: int, path: str, error) -> None:
             continue
         except OSError as exc:
             raise error(describe_oserror(path, "lock", exc)) from None
+
+
+def _holder(fd: int) -> str:
+    """Who holds the flock on ``fd``'s file, from /proc/locks: "pid N (COMMAND)" if known."""
+    try:
+        st = os.fstat(fd)
+        inode = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+        with open("/proc/locks", encoding="ascii", errors="replace") as handle:
+            for line in handle:
+                fields = line.split()
+                # "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF"; "->" marks a waiter
+                if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == inode:
+                    pid = fields[4]
+                    with open(f"/proc/{pid}/comm", encoding="utf-8", errors="replace") as comm:
+                        return f"pid {pid} ({comm.read().strip()})"
+    except (OSError, ValueError):
+        pass
+    return LOCK_HOLDER
 
 
 @contextlib.contextmanager

@@ -353,7 +353,7 @@ def hold_lock(root):
 def test_a_held_lock_is_waited_for_said_once_then_one_line_and_nothing_changed(
         root, settings_path, hold_lock, command, given):
     settings_path.write_text(GOOD.replace("\n", "\r\n"))  # check --fix would rewrite it
-    hold_lock()
+    holder = hold_lock()
     lock = root / STATE / "lock"
     before = snapshot(root)
     proc = cli(root, *command, input=given, env={"ONEDESK_AZUREAD_LOCK_TIMEOUT": "0.5"})
@@ -363,7 +363,7 @@ def test_a_held_lock_is_waited_for_said_once_then_one_line_and_nothing_changed(
     assert lines[0] == (f"waiting for the lock {lock} (another onedesk-azuread or dnf is "
                         f"changing the settings)")
     assert len(lines) == 2, lines
-    assert lines[1].startswith(f"Error: {lock}: still locked after 0.5 s")
+    assert lines[1].startswith(f"Error: {lock}: still locked after 0.5 s by pid {holder.pid} ")
     assert "try again" in lines[1] and "ONEDESK_AZUREAD_LOCK_TIMEOUT" in lines[1]
     assert snapshot(root) == before
 
