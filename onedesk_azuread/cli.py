@@ -8,6 +8,7 @@ found or operation failed, 2 usage error, 3 could not check (network).
 
 from __future__ import annotations
 
+import errno
 import os
 import pwd
 import sys
@@ -15,7 +16,7 @@ from datetime import date
 
 import click
 
-from . import CLIENT_ID, SECRET, __version__, operations, verify
+from . import CLIENT_ID, SECRET, __version__, fsutil, operations, state, verify
 from .errors import OnedeskError
 from .settings import Paths
 from .validation import ERROR, Finding
@@ -40,6 +41,10 @@ class _Group(click.Group):
         except OnedeskError as exc:
             raise _Failure(str(exc), exc.exit_code) from None
         except OSError as exc:  # a system error the library did not foresee: still one line
+            if exc.filename is None and exc.errno in (errno.EBADF, errno.EPIPE, errno.ENOSPC,
+                                                      errno.EIO):
+                # Writing the output failed (stdout closed, full, gone): say so, exit 1.
+                raise _Failure(f"cannot write the output to stdout: {exc.strerror}") from None
             where = f"{exc.filename}: " if exc.filename else ""
             raise _Failure(f"{where}{exc.strerror or exc}") from None
 
@@ -75,6 +80,7 @@ def cli(ctx: click.Context, root: str | None, settings_file: str | None) -> None
     """Manage the Azure AD sign-in settings (AZUREAD_CID, AZUREAD_CIS) of an
     on-premise OneDesk server, safely."""
     ctx.obj = Paths.under(root, settings_file)
+    fsutil.set_notifier(_say)  # "waiting for the lock", "repaired the state directory"
 
 
 class _Date(click.ParamType):
@@ -84,7 +90,7 @@ class _Date(click.ParamType):
         if isinstance(value, date):
             return value
         try:
-            return date.fromisoformat(value)
+            return state.parse_date(value)  # exactly YYYY-MM-DD on every Python
         except ValueError:
             self.fail(f"{value!r} is not a date written YYYY-MM-DD", param, ctx)
 
@@ -96,6 +102,24 @@ def _read_secret_file(path: str) -> str:
     except OSError as exc:
         raise click.BadParameter(f"{path}: {exc.strerror}", param_hint="--secret-file") from None
     return _decode_secret(data, path, "--secret-file")
+
+
+def _prompt(text: str, **options) -> str:
+    try:
+        return click.prompt(text, err=True, **options)
+    except OSError as exc:  # stdin or the terminal closed
+        raise click.UsageError(f"cannot ask ({exc.strerror}); give the values with options "
+                               f"instead (see --help)") from None
+
+
+def _read_stdin() -> bytes:
+    try:
+        return sys.stdin.buffer.read()
+    except (AttributeError, OSError, ValueError) as exc:  # closed (main) or not a byte stream
+        reason = getattr(exc, "strerror", None) or "it is closed"
+        raise click.BadParameter(f"cannot read the secret from stdin: {reason}; pipe it in, "
+                                 f"for example: onedesk-azuread set --secret-stdin < FILE",
+                                 param_hint="--secret-stdin") from None
 
 
 def _decode_secret(data: bytes, source: str, option: str) -> str:
@@ -179,14 +203,14 @@ def set_command(ctx, client_id, secret_stdin, secret_file, secret_prompt, expire
     secret = None
     if interactive:
         current = operations.inspect(paths, validate=False).values[CLIENT_ID]
-        client_id = click.prompt("Application (client) ID", default=current or None, err=True)
+        client_id = _prompt("Application (client) ID", default=current or None)
         secret_prompt = True
     if secret_stdin:
-        secret = _decode_secret(sys.stdin.buffer.read(), "stdin", "--secret-stdin")
+        secret = _decode_secret(_read_stdin(), "stdin", "--secret-stdin")
     elif secret_file:
         secret = _read_secret_file(secret_file)
     elif secret_prompt:
-        secret = click.prompt("Client secret Value (not the Secret ID)", hide_input=True, err=True)
+        secret = _prompt("Client secret Value (not the Secret ID)", hide_input=True)
     if client_id is None and secret is None and expires is None:
         raise click.UsageError("nothing to set: give --client-id, a secret option or --expires "
                                "(or no options at all to be asked)")
@@ -423,16 +447,6 @@ def app_registration_command(url, as_json, as_az):
         click.echo(registration.portal_steps(base), nl=False)
 
 
-def main() -> None:
-    # A closed stdout (`| head`) is not an error worth a traceback.
-    try:
-        cli(prog_name="onedesk-azuread")
-    except BrokenPipeError:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        sys.exit(EXIT_PROBLEM)
-
-
 @cli.command("dnf5-hook", hidden=True)
 @click.argument("callback")
 @click.argument("action")
@@ -449,3 +463,60 @@ def dnf5_hook_command(ctx, callback, action, nevra, pid, require, settings_file)
 
     click.echo(dnf5hook.run(callback, _paths(ctx).root, action, nevra, pid, require=require,
                             settings_file=settings_file, say=_say), nl=False)
+
+
+# How an fd that was closed when we started is filled: with /dev/null, opened the wrong way
+# round, so that it is taken (a file we open later can never become fd 1, where a message
+# or a child's output would land in it) and yet every read or write on it fails (EBADF), as
+# on a closed fd. So output that could not be written is an error, never a silent success.
+_STANDARD_FDS = ((0, "stdin", os.O_WRONLY, "r"), (1, "stdout", os.O_RDONLY, "w"),
+                 (2, "stderr", os.O_WRONLY, "w"))
+
+
+def _fill_closed_standard_fds() -> list[int]:
+    """Occupy closed fds 0-2 (see _STANDARD_FDS); return which were closed.
+
+    A closed stderr gets a writable /dev/null: messages are lost either way, and
+    failing to print one must not turn a done job into a failure.
+    """
+    closed = []
+    for fd, name, flags, mode in _STANDARD_FDS:
+        try:
+            os.fstat(fd)
+            continue
+        except OSError:
+            closed.append(fd)
+        opened = os.open(os.devnull, os.O_WRONLY if fd == 2 else flags)
+        if opened != fd:
+            os.dup2(opened, fd)
+            os.close(opened)
+        setattr(sys, name, open(fd, mode, closefd=False, encoding="utf-8",
+                                errors="backslashreplace" if fd == 2 else "strict"))
+    return closed
+
+
+def _flush_stdout() -> bool:
+    """Flush stdout; if that fails, point fd 1 at a writable /dev/null so that what is left
+    in the buffer is dropped at exit instead of failing again (`Exception ignored ...`)."""
+    try:
+        sys.stdout.flush()
+        return True
+    except (AttributeError, OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.close(devnull)
+        return False
+
+
+def main() -> None:
+    _fill_closed_standard_fds()
+    code = 0
+    try:
+        cli(prog_name="onedesk-azuread")
+    except SystemExit as exc:  # click's standalone mode always ends here
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BrokenPipeError:  # a closed stdout (`| head`) is not an error worth a traceback
+        code = EXIT_PROBLEM
+    if not _flush_stdout() and code == 0:
+        code = EXIT_PROBLEM  # the output that mattered was not written
+    sys.exit(code)

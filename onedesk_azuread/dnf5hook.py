@@ -214,13 +214,13 @@ def _post_transaction(paths: Paths, pid: str) -> None:
 def _record(paths: Paths, handoff: str) -> None:
     """Make pre_transaction's record the applied state: one atomic rename, under the lock."""
     from . import state
-    from .fsutil import describe_oserror, fsync_directory, locked_directory
+    from .fsutil import describe_oserror, fsync_directory
 
     source = os.path.join(handoff, state.APPLIED_FILE)
     if not os.path.exists(source):
         return  # pre_transaction found no entries: nothing was applied
     target = os.path.join(paths.state_dir, state.APPLIED_FILE)
-    with locked_directory(paths.state_dir, StateError):
+    with state.locked(paths.state_dir):
         try:
             os.rename(source, target)
             fsync_directory(paths.state_dir)

@@ -7,10 +7,12 @@ import errno
 import fcntl
 import os
 import stat
+import sys
 import tempfile
+import time
 from collections.abc import Iterator
 
-from .errors import SettingsError
+from .errors import SettingsError, StateError
 
 
 def describe_oserror(path: str, action: str, exc: OSError) -> str:
@@ -23,23 +25,304 @@ def describe_oserror(path: str, action: str, exc: OSError) -> str:
     return f"{path}: cannot {action}: {reason}"
 
 
-@contextlib.contextmanager
-def locked_directory(directory: str, error=SettingsError) -> Iterator[None]:
-    """Hold an exclusive lock on ``directory`` for a read-modify-write.
+# --- Notices: one line for the user, from code that has no user interface -----------------
 
-    The lock is on the directory rather than the file because the file is
-    replaced by rename: a lock on the old inode would not exclude a writer
-    that opened the new one. No lock file is left behind.
+_notifier: list = []  # the function notices go to, if one was set
+
+
+def set_notifier(function) -> None:
+    """Send the library's one-line notices to ``function`` (the CLI's stderr, dnf's log)."""
+    _notifier[:] = [function]
+
+
+def notify(message: str) -> None:
+    if _notifier:
+        _notifier[0](message)
+        return
+    try:
+        sys.stderr.write(f"onedesk-azuread: {message}\n")
+        sys.stderr.flush()
+    except (AttributeError, OSError, ValueError):  # no stderr: a notice is not worth failing
+        pass
+
+
+# --- The write lock --------------------------------------------------------------------------
+
+LOCK_TIMEOUT_ENV = "ONEDESK_AZUREAD_LOCK_TIMEOUT"
+DEFAULT_LOCK_TIMEOUT = 10.0
+LOCK_WAITING = ("waiting for the lock {path} (another onedesk-azuread or dnf is changing the "
+                "settings)")
+LOCK_TIMED_OUT = ("{path}: still locked after {seconds:g} s by {holder}; nothing was changed; "
+                  "let it finish and try again (or wait longer with "
+                  f"{LOCK_TIMEOUT_ENV}=SECONDS)")
+LOCK_HOLDER = "another onedesk-azuread or dnf"
+_POLL = 0.05
+
+# lock path -> [pid, fd, depth]: the locks this process holds. flock excludes open file
+# descriptions, not processes, so a second flock on a new fd of the same file in the same
+# process would wait for itself; a nested `locked` only counts instead. The pid makes a
+# forked child take the lock for itself rather than inherit the parent's count.
+_held: dict = {}
+
+
+def lock_timeout(error=StateError) -> float:
+    """How long to wait for the lock: $ONEDESK_AZUREAD_LOCK_TIMEOUT seconds, or 10."""
+    raw = os.environ.get(LOCK_TIMEOUT_ENV, "").strip()
+    if not raw:
+        return DEFAULT_LOCK_TIMEOUT
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds <= 3600:  # also refuses nan and inf: never an unbounded wait
+        raise error(f"{LOCK_TIMEOUT_ENV}={raw!r} is not a number of seconds from 0 to 3600; "
+                    f"unset it or give for example {LOCK_TIMEOUT_ENV}=30")
+    return seconds
+
+
+def _open_lock_file(path: str, error) -> int:
+    """The lock file, created mode 0600; refused if it is anything but our own regular file.
+
+    Opened read-only (flock needs no write access, and an existing lock file then
+    works on a read-only file system), without following a symlink or blocking.
     """
+    flags = os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
     try:
-        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        fd = os.open(path, flags, 0o600)
     except OSError as exc:
-        raise error(describe_oserror(directory, "lock", exc)) from None
+        if exc.errno == errno.ELOOP:
+            raise error(f"{path}: is a symbolic link; refusing to lock through it: "
+                        f"remove it (onedesk-azuread creates its lock file itself)") from None
+        raise error(describe_oserror(path, "lock", exc)) from None
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise error(f"{path}: is not a regular file; remove it (onedesk-azuread creates "
+                        f"its lock file itself)")
+        if st.st_uid != os.geteuid():
+            raise error(f"{path}: is owned by uid {st.st_uid}, not by {_whom()}, so another "
+                        f"user could hold it forever; remove it")
+        if stat.S_IMODE(st.st_mode) != 0o600:
+            os.fchmod(fd, 0o600)
+    except OSError as exc:
+        os.close(fd)
+        raise error(describe_oserror(path, "lock", exc)) from None
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _whom() -> str:
+    return "root" if os.geteuid() == 0 else f"uid {os.geteuid()}"
+
+
+def _acquire(fd: int, path: str, error) -> None:
+    """flock ``fd``; if another process holds it, say so once and wait a bounded time."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return
+    except BlockingIOError:
+        pass
+    except OSError as exc:
+        raise error(describe_oserror(path, "lock", exc)) from None
+    seconds = lock_timeout(error)
+    notify(LOCK_WAITING.format(path=path))
+    deadline = time.monotonic() + seconds
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise error(LOCK_TIMED_OUT.format(path=path, seconds=seconds,
+                                              holder=_holder(fd)))
+        time.sleep(min(_POLL, left))
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            continue
+        except OSError as exc:
+            raise error(describe_oserror(path, "lock", exc)) from None
+
+
+def _holder(fd: int) -> str:
+    """Who holds the flock on ``fd``'s file, from /proc/locks: "pid N (COMMAND)" if known."""
+    try:
+        st = os.fstat(fd)
+        inode = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+        with open("/proc/locks", encoding="ascii", errors="replace") as handle:
+            for line in handle:
+                fields = line.split()
+                # "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF"; "->" marks a waiter
+                if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == inode:
+                    pid = fields[4]
+                    with open(f"/proc/{pid}/comm", encoding="utf-8", errors="replace") as comm:
+                        return f"pid {pid} ({comm.read().strip()})"
+    except (OSError, ValueError):
+        pass
+    return LOCK_HOLDER
+
+
+@contextlib.contextmanager
+def locked(path: str, error=StateError) -> Iterator[None]:
+    """Hold the exclusive lock on the lock file ``path``; reentrant within this process.
+
+    A lock file rather than the data files: those are replaced by rename, and a
+    lock on the old inode would not exclude a writer that opened the new one.
+    The wait is bounded (LOCK_TIMED_OUT), so that a stuck process never hangs
+    dnf or a script behind it.
+    """
+    key = os.path.abspath(path)
+    mine = _held.get(key)
+    if mine is not None and mine[0] == os.getpid():
+        mine[2] += 1
+        try:
+            yield
+        finally:
+            mine[2] -= 1
+        return
+    fd = _open_lock_file(key, error)
+    try:
+        _acquire(fd, key, error)
+        _held[key] = [os.getpid(), fd, 1]
+        try:
+            yield
+        finally:
+            del _held[key]
     finally:
         os.close(fd)  # closing releases the lock
+
+
+# --- A private directory, like systemd-tmpfiles' `d PATH 0700 root root` ----------------------
+
+def private_directory(path: str, error=StateError, *, create: bool) -> bool:
+    """Make sure ``path`` is a directory that only its owner (root) can use.
+
+    Returns False when it does not exist (and ``create`` is false). A wrong mode,
+    or (as root) a wrong owner, is repaired, like systemd-tmpfiles does, and
+    said in one notice. A symlink, a non-directory, or a directory of another
+    user that we cannot take over (not root) is refused: its content cannot be
+    trusted, and it is not ours to change.
+    """
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        if not create:
+            return False
+        _make_directory(path, error)
+        st = None
+    except OSError as exc:
+        raise error(describe_oserror(path, "read", exc)) from None
+    if st is not None and stat.S_ISLNK(st.st_mode):
+        raise error(f"{path}: is a symbolic link; refusing to keep state through it: "
+                    f"remove the link (the directory is created again when needed)")
+    if st is not None and not stat.S_ISDIR(st.st_mode):
+        raise error(f"{path}: is not a directory; move it away (the directory is created "
+                    f"again when needed)")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):  # swapped in since the lstat
+            raise error(f"{path}: is not a directory but a link or a file; move it away "
+                        f"(the directory is created again when needed)") from None
+        raise error(describe_oserror(path, "open the directory", exc)) from None
+    try:
+        _secure_open_directory(fd, path, error)
+    finally:
+        os.close(fd)
+    return True
+
+
+def _make_directory(path: str, error) -> None:
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass  # made by a concurrent run in between: checked like any other below
+    except OSError as exc:
+        raise error(describe_oserror(path, "create the directory", exc)) from None
+
+
+def _secure_open_directory(fd: int, path: str, error) -> None:
+    try:
+        st = os.fstat(fd)
+        euid = os.geteuid()
+        wrong = []
+        if st.st_uid != euid or (euid == 0 and st.st_gid != 0):
+            if euid != 0:
+                raise error(f"{path}: is owned by uid {st.st_uid}, not by uid {euid}; its "
+                            f"content cannot be trusted: run as root (which repairs it) or "
+                            f"remove it")
+            wrong.append(f"owner {st.st_uid}:{st.st_gid}")
+        mode = stat.S_IMODE(st.st_mode)
+        if mode & 0o077:
+            wrong.append(f"mode {mode:04o}")
+        if not wrong:
+            return
+        if euid == 0:
+            os.fchown(fd, 0, 0)
+        os.fchmod(fd, 0o700)
+    except OSError as exc:
+        raise error(describe_oserror(path, "repair the permissions of", exc)) from None
+    owner = "root:root" if euid == 0 else f"uid {euid}"
+    notify(f"{path}: repaired the state directory ({', '.join(wrong)}): "
+           f"now mode 0700, owner {owner}")
+
+
+# --- Reading a small private file without following links or blocking -------------------------
+
+def read_private_file(path: str, limit: int, error, fix: str) -> bytes | None:
+    """The bytes of ``path``, at most ``limit``; None when it does not exist.
+
+    Never follows a symlink, never blocks (a FIFO opened O_NONBLOCK returns at
+    once and is then refused), and refuses anything but a regular file of ours
+    that only we can write, with a single name. ``fix`` ends every refusal.
+    """
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise error(describe_oserror(path, "read", exc)) from None
+    if stat.S_ISLNK(st.st_mode):
+        raise error(f"{path}: is a symbolic link, which is never followed; {fix}")
+    if not stat.S_ISREG(st.st_mode):  # a FIFO, socket or device: not even opened
+        raise error(f"{path}: is not a regular file; {fix}")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENXIO):  # swapped in since the lstat
+            raise error(f"{path}: is not a regular file; {fix}") from None
+        raise error(describe_oserror(path, "read", exc)) from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise error(f"{path}: is not a regular file; {fix}")
+        if st.st_uid != os.geteuid() or st.st_mode & 0o022:
+            raise error(f"{path}: is not a private file of {_whom()} (owner uid {st.st_uid}, "
+                        f"mode {stat.S_IMODE(st.st_mode):04o}), so it cannot be trusted; {fix}")
+        if st.st_nlink != 1:
+            raise error(f"{path}: has {st.st_nlink} hard links, so it was not written by "
+                        f"onedesk-azuread; {fix}")
+        if st.st_size > limit:
+            raise error(f"{path}: is {st.st_size} bytes, more than the {limit} bytes a "
+                        f"state file can be; {fix}")
+        chunks = []
+        size = 0
+        while size <= limit:
+            chunk = os.read(fd, limit + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as exc:
+        raise error(describe_oserror(path, "read", exc)) from None
+    finally:
+        os.close(fd)
+    if size > limit:  # it grew after the fstat
+        raise error(f"{path}: is more than the {limit} bytes a state file can be; {fix}")
+    return b"".join(chunks)
 
 
 def write_temp(directory: str, name: str, data: bytes, uid: int | None, gid: int | None,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from collections import namedtuple
 from collections.abc import Callable
 from datetime import date
@@ -61,7 +63,7 @@ def inspect(paths: Paths, today: date | None = None, validate: bool = True) -> I
             # a process (~3 ms), so `show` (validate=False) relies on the scanner alone.
             snapshot = snapshot._replace(doc=_as_bash_reads(snapshot.doc))
         findings = validation.validate(snapshot.doc, mode=snapshot.mode, uid=snapshot.uid,
-                                       expires=expires, today=today)
+                                       nlink=snapshot.nlink, expires=expires, today=today)
     return Inspection(snapshot, expires, findings)
 
 
@@ -113,7 +115,7 @@ def check(paths: Paths, fix: bool = False, today: date | None = None,
         locked.append((current, {key: written.value(key) for key in KEYS}))
         return text
 
-    settings.update(paths.settings, canonical, fix_permissions=True)
+    settings.update(paths.settings, canonical, state_dir=paths.state_dir, fix_permissions=True)
     before, values = locked[-1]
     after = inspect(paths, today)
     still = {(f.code, f.key) for f in after.findings}
@@ -141,7 +143,8 @@ class SetResult(namedtuple("SetResult", "path written changes findings client_id
     # expiry_cleared: bool; the old secret's expiry was dropped
 
 
-class _Planned(namedtuple("_Planned", "doc findings changes secret_changed verification")):
+class _Planned(namedtuple("_Planned",
+                          "doc findings changes secret_changed verification expiry")):
     """What `set` will write, worked out under the lock."""
 
     __slots__ = ()
@@ -150,6 +153,18 @@ class _Planned(namedtuple("_Planned", "doc findings changes secret_changed verif
     # changes: dict[str, str]
     # secret_changed: bool
     # verification: object
+    # expiry: date | None; the expiry that applies to the secret as written
+
+
+def _as_written(path: str, done: _Planned, today: date | None) -> list[Finding]:
+    """The findings `check` would now print: the text as written, with the file's mode and
+    owner as they are after the write (a write leaves 0600 and keeps the owner)."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return done.findings
+    return validation.validate(done.doc, mode=stat.S_IMODE(st.st_mode), uid=st.st_uid,
+                               nlink=st.st_nlink, expires=done.expiry, today=today)
 
 
 def set_entries(paths: Paths, *, client_id: str | None = None, secret: str | None = None,
@@ -187,6 +202,8 @@ def set_entries(paths: Paths, *, client_id: str | None = None, secret: str | Non
         expiry = expires
         if expiry is None and not secret_changed:
             expiry = state.load_expiry(paths.state_dir, new_secret)
+        # The text only: the file's mode and owner as written are reported after the write
+        # (settings.update has refused a hard-linked file before calling this).
         findings = validation.validate(new_doc, expires=expiry, today=today)
         if validation.errors(findings) and not force:
             raise Refused(paths.settings, findings)
@@ -204,16 +221,20 @@ def set_entries(paths: Paths, *, client_id: str | None = None, secret: str | Non
                   "unchanged" if _lines(doc, key) == _lines(new_doc, key) else "changed")
             for key, given in ((CLIENT_ID, client_id), (SECRET, secret)) if given is not None
         }
-        planned.append(_Planned(new_doc, findings, changes, secret_changed, checked))
+        planned.append(_Planned(new_doc, findings, changes, secret_changed, checked, expiry))
         return new_text
 
-    update = settings.update(paths.settings, edit)
-    done = planned[-1]
-    if expires is not None:
-        state.save_expiry(paths.state_dir, done.doc.value(SECRET), expires)
-    elif done.secret_changed:
-        state.clear_expiry(paths.state_dir)  # it belonged to the old secret
-    return SetResult(paths.settings, update.written, done.changes, done.findings,
+    # One lock around the file and its expiry record: no other writer sees one without the
+    # other (the lock is reentrant: settings.update and state take it again).
+    with state.locked(paths.state_dir):
+        update = settings.update(paths.settings, edit, state_dir=paths.state_dir)
+        done = planned[-1]
+        if expires is not None:
+            state.save_expiry(paths.state_dir, done.doc.value(SECRET), expires)
+        elif done.secret_changed:
+            state.clear_expiry(paths.state_dir)  # it belonged to the old secret
+        findings = _as_written(paths.settings, done, today)
+    return SetResult(paths.settings, update.written, done.changes, findings,
                      done.doc.value(CLIENT_ID), done.verification,
                      update.written and update.before.exists,
                      expires, expires is None and done.secret_changed)
@@ -226,7 +247,8 @@ def unset_entries(paths: Paths) -> bool:
 
     if not settings.read(paths.settings).exists:
         return False
-    written = settings.update(paths.settings, edit).written
-    if written:
-        state.clear_expiry(paths.state_dir)
+    with state.locked(paths.state_dir):
+        written = settings.update(paths.settings, edit, state_dir=paths.state_dir).written
+        if written:
+            state.clear_expiry(paths.state_dir)
     return written

@@ -7,11 +7,10 @@ import stat
 from collections import namedtuple
 from collections.abc import Callable
 
-from . import KEYS, bashcheck, shellfile
+from . import KEYS, bashcheck, shellfile, state
 from .errors import ParseError, SettingsError
 from .fsutil import (
     describe_oserror,
-    locked_directory,
     regular_file_or_absent,
     remove_stale_temps,
     replace_file,
@@ -43,7 +42,7 @@ def _join(root: str, absolute: str) -> str:
     return os.path.join(root, absolute.lstrip("/"))
 
 
-class Snapshot(namedtuple("Snapshot", "path data mode uid gid doc")):
+class Snapshot(namedtuple("Snapshot", "path data mode uid gid doc nlink", defaults=(None,))):
     """The settings file as read at one moment."""
 
     __slots__ = ()
@@ -53,6 +52,7 @@ class Snapshot(namedtuple("Snapshot", "path data mode uid gid doc")):
     # uid: int | None
     # gid: int | None
     # doc: shellfile.Document
+    # nlink: int | None; its number of hard links (names)
 
     @property
     def exists(self) -> bool:
@@ -105,16 +105,16 @@ def read(path: str) -> Snapshot:
         os.close(fd)
     data = b"".join(chunks)
     doc = shellfile.parse(decode(data, path), KEYS, path)
-    return Snapshot(path, data, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, doc)
+    return Snapshot(path, data, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, doc,
+                    st.st_nlink)
 
 
-def _ensure_directory(path: str) -> str:
+def _ensure_directory(path: str) -> None:
     directory = os.path.dirname(os.path.abspath(path))
     try:
         os.makedirs(directory, mode=0o700, exist_ok=True)
     except OSError as exc:
         raise SettingsError(describe_oserror(directory, "create the directory", exc)) from None
-    return directory
 
 
 class Update(namedtuple("Update", "before written permissions_fixed")):
@@ -126,18 +126,27 @@ class Update(namedtuple("Update", "before written permissions_fixed")):
     # permissions_fixed: bool; mode or owner changed
 
 
-def update(path: str, edit: Callable[[Snapshot], str], *, fix_permissions: bool = False) -> Update:
-    """Read-modify-write ``path`` under the lock.
+HARD_LINKS = ("{path}: has {count} hard links; refusing to write: a chmod cannot protect the "
+              "other name, and a rewrite would leave the old secret under it; remove the other "
+              "link first (find it with: find / -xdev -samefile {path})")
+
+
+def update(path: str, edit: Callable[[Snapshot], str], *, state_dir: str,
+           fix_permissions: bool = False) -> Update:
+    """Read-modify-write ``path`` under the tool's lock (``<state_dir>/lock``).
 
     ``edit`` gets the current snapshot and returns the new text (it may raise
     to refuse). Unchanged text writes nothing. A write keeps the old file as
     ``path.bak``, leaves mode 0600 and keeps the owner (root for a new file).
     ``fix_permissions`` also makes an unchanged file mode 0600 owned by root.
+    A file with another name (hard link) is never written or chmod-ed.
     """
-    directory = _ensure_directory(path)
-    with locked_directory(directory):
+    _ensure_directory(path)
+    with state.locked(state_dir):
         regular_file_or_absent(path)  # refuse symlinks and special files before anything
         before = read(path)
+        if before.nlink is not None and before.nlink > 1:
+            raise SettingsError(HARD_LINKS.format(path=path, count=before.nlink))
         text = edit(before)
         remove_stale_temps(path)
         data = text.encode("utf-8")

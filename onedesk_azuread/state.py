@@ -9,11 +9,21 @@ fingerprints that must prove equality (applied state) use a salted HMAC.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
+from collections.abc import Iterator
 from datetime import date, datetime, timezone
 
 from .errors import StateError
-from .fsutil import describe_oserror, locked_directory, replace_file
+from .fsutil import (
+    describe_oserror,
+    private_directory,
+    read_private_file,
+    remove_stale_temps,
+    replace_file,
+)
+from .fsutil import locked as fsutil_locked
 
 EXPIRY_FILE = "expiry.json"
 
@@ -36,35 +46,80 @@ def new_salt() -> str:
     return secrets.token_hex(16)
 
 
-def _load(path: str) -> dict | None:
+# A state file is a few hundred bytes; anything much bigger was not written by us.
+STATE_FILE_LIMIT = 64 * 1024
+LOCK_FILE = "lock"
+FIX_EXPIRY = ("delete it and record the expiry again with: "
+              "onedesk-azuread set --expires YYYY-MM-DD")
+FIX_APPLIED = "delete it and reinstall the packages with: onedesk-azuread apply"
+FIX_OTHER = "move it out of the way and try again"
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def parse_date(text: str) -> date:
+    """Exactly YYYY-MM-DD, on every Python; ValueError otherwise.
+
+    date.fromisoformat alone is not enough: from 3.11 it also takes 20261201
+    and ISO week dates (2026-W48-2).
+    """
+    if not isinstance(text, str) or not _ISO_DATE.fullmatch(text):
+        raise ValueError(f"{text!r} is not a date written YYYY-MM-DD")
+    return date.fromisoformat(text)
+
+
+def _fix_for(path: str) -> str:
+    return {EXPIRY_FILE: FIX_EXPIRY, APPLIED_FILE: FIX_APPLIED}.get(os.path.basename(path),
+                                                                      FIX_OTHER)
+
+
+def state_directory(state_dir: str, create: bool = False) -> bool:
+    """Check (and repair, or refuse) the state directory; False when it does not exist."""
+    return private_directory(state_dir, StateError, create=create)
+
+
+@contextlib.contextmanager
+def locked(state_dir: str) -> Iterator[None]:
+    """Hold the tool's write lock, ``<state_dir>/lock``: for the settings file and the state.
+
+    Reentrant within a process, with a bounded wait (fsutil.locked).
+    """
+    state_directory(state_dir, create=True)
+    with fsutil_locked(os.path.join(state_dir, LOCK_FILE), StateError):
+        yield
+
+
+def _load(path: str, fix: str | None = None) -> dict | None:
+    """A JSON object from the state file ``path``, None when absent; garbage is a StateError.
+
+    The directory is checked first; the file is read without following links or
+    blocking (fsutil.read_private_file). ``fix`` ends every error message.
+    """
     import json
 
-    try:
-        with open(path, encoding="utf-8") as handle:
-            record = json.load(handle)
-    except FileNotFoundError:
+    fix = fix or _fix_for(path)
+    if not state_directory(os.path.dirname(os.path.abspath(path))):
         return None
-    except OSError as exc:
-        raise StateError(describe_oserror(path, "read", exc)) from None
-    except ValueError:
-        raise StateError(f"{path}: is not valid JSON; delete it and record the expiry "
-                         f"again with: onedesk-azuread set --expires YYYY-MM-DD") from None
+    data = read_private_file(path, STATE_FILE_LIMIT, StateError, fix)
+    if data is None:
+        return None
+    try:
+        record = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):  # deep nesting: RecursionError
+        raise StateError(f"{path}: is not valid JSON; {fix}") from None
     if not isinstance(record, dict):
-        raise StateError(f"{path}: is not a JSON object; delete it and record the expiry again")
+        raise StateError(f"{path}: is not a JSON object; {fix}")
     return record
 
 
 def save_json(state_dir: str, name: str, record: dict) -> None:
-    """Write one state file atomically, mode 0600, in a mode-0700 directory."""
+    """Write one state file atomically, mode 0600, in a mode-0700 directory, under the lock."""
     import json
 
-    try:
-        os.makedirs(state_dir, mode=0o700, exist_ok=True)
-    except OSError as exc:
-        raise StateError(describe_oserror(state_dir, "create the directory", exc)) from None
     data = (json.dumps(record, indent=2, sort_keys=True) + "\n").encode("utf-8")
-    with locked_directory(state_dir, StateError):
-        replace_file(os.path.join(state_dir, name), data, uid=0, gid=0, error=StateError)
+    with locked(state_dir):
+        path = os.path.join(state_dir, name)
+        remove_stale_temps(path)
+        replace_file(path, data, uid=0, gid=0, error=StateError)
 
 
 def load_expiry(state_dir: str, secret: str | None) -> date | None:
@@ -75,13 +130,17 @@ def load_expiry(state_dir: str, secret: str | None) -> date | None:
     record = _load(path)
     if record is None:
         return None
+    expires, hint, length = (record.get(k) for k in ("expires", "secret_hint", "secret_length"))
+    if not (isinstance(expires, str) and isinstance(hint, str) and type(length) is int):
+        raise StateError(f"{path}: is not an expiry record; {FIX_EXPIRY}")
     try:
-        if (record["secret_hint"], record["secret_length"]) != secret_label(secret):
-            return None
-        return date.fromisoformat(record["expires"])
-    except (KeyError, TypeError, ValueError):
-        raise StateError(f"{path}: is not an expiry record; delete it and record the expiry "
-                         f"again with: onedesk-azuread set --expires YYYY-MM-DD") from None
+        when = parse_date(expires)
+    except ValueError:
+        raise StateError(f"{path}: its expiry is not a date written YYYY-MM-DD; "
+                         f"{FIX_EXPIRY}") from None
+    if (hint, length) != secret_label(secret):
+        return None
+    return when
 
 
 def secret_label(secret: str):
@@ -100,13 +159,16 @@ def save_expiry(state_dir: str, secret: str, expires: date) -> None:
 
 
 def clear_expiry(state_dir: str) -> None:
+    if not state_directory(state_dir):
+        return
     path = os.path.join(state_dir, EXPIRY_FILE)
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-    except OSError as exc:
-        raise StateError(describe_oserror(path, "remove", exc)) from None
+    with locked(state_dir):
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise StateError(describe_oserror(path, "remove", exc)) from None
 
 
 # --- Applied state: what the OneDesk packages were installed with ---------------------------
@@ -130,12 +192,20 @@ def record_applied(state_dir: str, client_id: str, secret: str, packages: list) 
     return record
 
 
+_HEX = re.compile(r"(?:[0-9a-f]{2})+")
+
+
 def load_applied(state_dir: str) -> dict | None:
     path = os.path.join(state_dir, APPLIED_FILE)
     record = _load(path)
-    if record is not None and not all(k in record for k in ("fingerprint", "salt", "applied")):
-        raise StateError(f"{path}: is not an applied-state record; delete it and reinstall "
-                         f"the packages with: onedesk-azuread apply")
+    if record is None:
+        return None
+    fields = [record.get(k) for k in ("fingerprint", "salt", "applied")]
+    packages = record.get("packages", [])
+    if not (all(isinstance(f, str) for f in fields)
+            and _HEX.fullmatch(fields[0]) and _HEX.fullmatch(fields[1])
+            and isinstance(packages, list) and all(isinstance(p, str) for p in packages)):
+        raise StateError(f"{path}: is not an applied-state record; {FIX_APPLIED}")
     return record
 
 

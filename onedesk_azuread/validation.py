@@ -245,8 +245,16 @@ def _value_message(key: str, error: _Invalid) -> str:
             f"secret has. Fix: {fix}")
 
 
-def _file_findings(mode: int | None, uid: int | None) -> list[Finding]:
+def _file_findings(mode: int | None, uid: int | None, nlink: int | None) -> list[Finding]:
     findings = []
+    if nlink is not None and nlink > 1:
+        # Every name of the file is the same inode: whoever can reach the other name
+        # (maybe in a directory anyone can read) reads the secret whatever this one's mode.
+        findings.append(Finding(
+            "hard-links", ERROR, None,
+            f"the file has {nlink} hard links (names), and a chmod cannot protect the other "
+            f"name; it is not written until only one is left. Fix: remove the other link "
+            f"(find it with: find / -xdev -samefile FILE)", False))
     if mode is not None and mode & 0o077:
         findings.append(Finding(
             "file-mode", WARNING, None,
@@ -275,10 +283,11 @@ def _expiry_findings(expires: date | None, today: date) -> list[Finding]:
 
 
 def validate(doc: shellfile.Document, *, mode: int | None = None, uid: int | None = None,
-             expires: date | None = None, today: date | None = None) -> list[Finding]:
+             nlink: int | None = None, expires: date | None = None,
+             today: date | None = None) -> list[Finding]:
     """All findings for a parsed settings file; errors first, then warnings."""
     findings = (_construct_findings(doc) + _syntax_findings(doc) + _value_findings(doc)
-                + _file_findings(mode, uid)
+                + _file_findings(mode, uid, nlink)
                 + _expiry_findings(expires, today or date.today()))
     return sorted(findings, key=lambda f: (f.severity != ERROR, f.line or 0))
 

@@ -109,6 +109,23 @@ def _chain(exc: BaseException):
         exc = exc.__cause__ or exc.__context__
 
 
+CA_BUNDLE_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE")
+
+
+def ca_bundle(requests) -> str:
+    """The CA bundle to verify Azure AD's certificate with: a path, never True, '' or False.
+
+    The first of REQUESTS_CA_BUNDLE and CURL_CA_BUNDLE (requests' own order) and
+    SSL_CERT_FILE (what other TLS clients honour) that is set and not empty;
+    else the bundle requests ships with (certifi's, or the system's on EL).
+    """
+    for name in CA_BUNDLE_VARIABLES:
+        value = os.environ.get(name, "").strip()
+        if value:
+            return value
+    return requests.certs.where()
+
+
 def _session_class(requests):
     class DeadlineSession(requests.Session):
         """One attempt per request, each bounded by what is left of the overall deadline.
@@ -121,15 +138,17 @@ def _session_class(requests):
             super().__init__()
             self.deadline = deadline
             self.last_status: int | None = None
-            # requests itself reads REQUESTS_CA_BUNDLE and CURL_CA_BUNDLE (they win over this);
-            # SSL_CERT_FILE is what other TLS clients honour, so honour it too.
-            self.verify = os.environ.get("SSL_CERT_FILE") or True
+            self.ca_bundle = ca_bundle(requests)
 
         def request(self, method, url, **kwargs):
             remaining = self.deadline - time.monotonic()
             if remaining <= 0:
                 raise requests.exceptions.Timeout("the deadline passed")
             kwargs["timeout"] = remaining
+            # A path, on every request: requests consults the environment only when verify
+            # is True or None, and requests < 2.28 turns an empty CURL_CA_BUNDLE or
+            # REQUESTS_CA_BUNDLE into verify='' (off; psf/requests#6071).
+            kwargs["verify"] = self.ca_bundle
             response = super().request(method, url, **kwargs)
             self.last_status = response.status_code
             return response

@@ -223,11 +223,12 @@ def test_check_fix_leaves_what_it_cannot_repair(run, settings_path):
 
 def test_file_option_names_the_file(tmp_path):
     target = tmp_path / "custom.env"
-    run = Cli(tmp_path)
+    run = Cli(tmp_path)  # with --root: the state and its lock stay under tmp_path, not the host's
     result = run("--file", str(target), "set", "--client-id", CLIENT_ID, "--secret-stdin",
-                 input=SECRET, root=False)
+                 input=SECRET)
     assert result.exit_code == 0, result.stderr
     assert bash_reads(target, "AZUREAD_CIS") == [SECRET]
+    assert (tmp_path / "var/lib/onedesk-azuread/lock").is_file()
 
 
 def test_app_registration(run):
@@ -299,3 +300,148 @@ def test_show_says_when_an_entry_is_not_a_literal_value(run, settings_path):
     result = run("show")
     assert "AZUREAD_CIS:  present, but not a literal value" in result.stdout
     assert json.loads(run("show", "--json").stdout)["secret"] is None
+
+
+# --- set prints the owner and mode warnings check prints (issue 7, item 8) ------------------
+
+def _file_warnings(text):
+    return sorted(line for line in text.splitlines() if "warning: the file" in line)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown needs root (CI runs as root)")
+def test_set_prints_the_mode_and_owner_warnings_check_prints(run, settings_path):
+    settings_path.write_text(GOOD)
+    os.chmod(settings_path, 0o644)
+    os.chown(settings_path, 1000, 1000)
+    checked = run("check")
+    expected = _file_warnings(checked.stdout)
+    assert len(expected) == 2  # file-mode and file-owner
+    unchanged = run("set", "--client-id", CLIENT_ID, "--secret-stdin", input=SECRET)
+    assert unchanged.exit_code == 0 and "unchanged" in unchanged.stderr
+    assert _file_warnings(unchanged.stderr) == expected
+    # A write leaves mode 0600 and keeps the owner: then only the owner warning is true.
+    written = run("set", "--secret-stdin", input=OTHER_SECRET)
+    assert written.exit_code == 0, written.stderr
+    assert _file_warnings(written.stderr) == _file_warnings(run("check").stdout)
+    assert [w for w in _file_warnings(written.stderr) if "owned by uid 1000" in w]
+    assert not [w for w in _file_warnings(written.stderr) if "(mode " in w]
+
+
+# --- --expires takes exactly YYYY-MM-DD on every Python (issue 7, item 8) -------------------
+
+@pytest.mark.parametrize("given", [
+    "20991201",  # Python 3.11+'s date.fromisoformat takes these three
+    "2099-W48-2",
+    "2099-W48",
+    "2099-12-01T00:00",
+    "2099-12-1",
+    " 2099-12-01",
+    "\uff12\uff10\uff19\uff19-12-01",  # fullwidth digits
+])
+def test_expires_takes_only_yyyy_mm_dd(run, settings_path, given):
+    set_good(run)
+    before = settings_path.read_bytes()
+    result = run("set", "--expires", given)
+    assert result.exit_code == 2, result.stderr
+    assert "is not a date written YYYY-MM-DD" in result.stderr
+    assert settings_path.read_bytes() == before
+    assert json.loads(run("show", "--json").stdout)["expires"] is None
+
+
+# --- Closed stdin, stdout or stderr: no traceback, and the exit status tells the truth -------
+
+MAIN = "import sys; from onedesk_azuread.cli import main; sys.argv[0] = 'onedesk-azuread'; main()"
+
+
+def closed(root, redirections, *args, stdin=None):
+    """Run the real CLI with some of fds 0-2 closed, through bash (`>&-`, `2>&-`, `<&-`)."""
+    import shlex
+    import subprocess
+    import sys
+
+    command = " ".join(shlex.quote(a) for a in [sys.executable, "-c", MAIN, "--root", str(root),
+                                                *args])
+    return subprocess.run(["bash", "-c", f"exec {command} {redirections}"], input=stdin,
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+def no_traceback(proc):
+    assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr
+    no_secret = SECRET not in proc.stdout + proc.stderr
+    assert no_secret
+
+
+@pytest.mark.parametrize("args", [("show",), ("show", "--json"), ("check", "--json")])
+def test_a_closed_stdout_is_an_error_when_there_was_output(root, settings_path, args):
+    settings_path.write_text(GOOD)
+    settings_path.chmod(0o600)
+    proc = closed(root, ">&-", *args)
+    no_traceback(proc)
+    assert proc.returncode == 1, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot write the output to stdout" in lines[0], lines
+
+
+def test_check_with_a_closed_stdout_says_the_findings_were_not_written(root, settings_path):
+    settings_path.write_text(f"AZUREAD_CID={CLIENT_ID}\nAZUREAD_CIS={SECRET}\n")
+    settings_path.chmod(0o644)  # a warning: check would print it on stdout and exit 0
+    proc = closed(root, ">&-", "check")
+    no_traceback(proc)
+    assert proc.returncode == 1
+    assert "cannot write the output to stdout" in proc.stderr
+
+
+def test_check_with_nothing_to_print_on_stdout_still_succeeds(root, settings_path):
+    settings_path.write_text(GOOD)
+    settings_path.chmod(0o600)
+    proc = closed(root, ">&-", "check")
+    no_traceback(proc)
+    assert proc.returncode == 0, proc.stderr  # its verdict is on stderr and in the status
+    assert proc.stderr.strip().endswith(": OK")
+
+
+@pytest.mark.parametrize("args, code", [(("show",), 0), (("check",), 0),
+                                        (("set", "--client-id", "not-a-guid"), 1)])
+def test_a_closed_stderr_keeps_the_exit_status(root, settings_path, args, code):
+    settings_path.write_text(GOOD)
+    settings_path.chmod(0o600)
+    proc = closed(root, "2>&-", *args)
+    assert proc.returncode == code
+    assert "Traceback" not in proc.stdout
+    if args == ("show",):
+        assert CLIENT_ID in proc.stdout
+
+
+def test_set_secret_stdin_with_stdin_closed_refuses_in_one_line(root, settings_path):
+    proc = closed(root, "<&-", "set", "--client-id", CLIENT_ID, "--secret-stdin")
+    no_traceback(proc)
+    assert proc.returncode == 2
+    assert "cannot read the secret from stdin" in proc.stderr
+    assert not settings_path.exists()
+
+
+def test_set_without_options_and_stdin_closed_refuses(root, settings_path):
+    proc = closed(root, "<&-", "set")
+    no_traceback(proc)
+    assert proc.returncode == 2
+    assert "cannot ask" in proc.stderr
+    assert not settings_path.exists()
+
+
+@pytest.mark.parametrize("redirections", ["2>&-", ">&- 2>&-"])
+def test_set_secret_stdin_with_stdout_and_stderr_closed_still_writes(root, settings_path,
+                                                                      redirections):
+    proc = closed(root, redirections, "set", "--client-id", CLIENT_ID, "--secret-stdin",
+                  stdin=SECRET)
+    assert proc.returncode == 0  # set prints nothing on stdout; its messages are lost, not lies
+    assert bash_reads(settings_path, "AZUREAD_CID", "AZUREAD_CIS") == [CLIENT_ID, SECRET]
+    # No file the tool opened became fd 1 or 2: nothing but our two lines in the file.
+    assert settings_path.read_text() == GOOD
+
+
+def test_everything_closed_is_an_error_and_changes_nothing(root, settings_path):
+    settings_path.write_text(GOOD)
+    before = settings_path.read_bytes()
+    proc = closed(root, "<&- >&- 2>&-", "set", "--secret-stdin")
+    assert proc.returncode == 2
+    assert settings_path.read_bytes() == before

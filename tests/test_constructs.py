@@ -97,6 +97,10 @@ READ_AS_BASH_DOES = {
 }
 
 
+def _state_dir(settings_path):
+    return settings.Paths.under(str(settings_path.parent.parent)).state_dir
+
+
 def _write(path, text):
     path.write_bytes(text.encode("utf-8"))
     os.chmod(path, 0o640)  # so that check --fix has a repair to attempt (the mode)
@@ -260,7 +264,7 @@ def test_a_write_bash_cannot_parse_is_refused_before_the_rename(settings_path, m
         return snapshot.doc.text + f"AZUREAD_CIS='{OTHER_SECRET}\n"
 
     with pytest.raises(OnedeskError) as err:
-        settings.update(str(settings_path), broken)
+        settings.update(str(settings_path), broken, state_dir=_state_dir(settings_path))
     message = str(err.value)
     assert message.startswith(f"{settings_path}: not changed: bash could not parse the result "
                               f"(line 3: unexpected EOF while looking for matching")
@@ -300,7 +304,8 @@ def test_bash_gets_the_text_on_stdin_only(settings_path, monkeypatch):
         return real(argv, *args, **kwargs)
 
     monkeypatch.setattr(subprocess, "run", spy)
-    settings.update(str(settings_path), lambda snapshot: CID + CIS)
+    settings.update(str(settings_path), lambda snapshot: CID + CIS,
+                    state_dir=_state_dir(settings_path))
     assert len(calls) == 1
     argv, env = calls[0]
     assert argv[1:] == ["-n", "/dev/stdin"]

@@ -257,3 +257,46 @@ def test_https_proxy_is_honoured(run, azure, configured, monkeypatch):
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
     result, report = online(run, azure.url)
     assert result.exit_code == 0, report
+
+
+# --- TLS verification is never off (issue 7, item 8; psf/requests#6071) ---------------------
+
+@pytest.mark.parametrize("empty", [("CURL_CA_BUNDLE",), ("REQUESTS_CA_BUNDLE",),
+                                   ("CURL_CA_BUNDLE", "REQUESTS_CA_BUNDLE")])
+def test_an_empty_ca_bundle_variable_never_turns_verification_off(run, azure, configured,
+                                                                   monkeypatch, empty):
+    """requests 2.25.1 (EL 9) reads an empty CURL_CA_BUNDLE as verify='' and skips the check.
+
+    The fake authority's CA is in no bundle but the one the fixture named; with that
+    unset and the variable(s) empty, its certificate must be refused.
+    """
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE")
+    for name in empty:
+        monkeypatch.setenv(name, "")
+    result, report = online(run, azure.url)
+    assert result.exit_code == 3, report
+    assert "TLS failure" in report["online"]["message"]
+    assert not [m for m, *_ in azure.seen if m == "POST"]  # the secret was never sent
+
+
+def test_an_empty_variable_falls_through_to_the_next_bundle(run, azure, configured, monkeypatch,
+                                                            ca, tmp_path):
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "")
+    monkeypatch.setenv("CURL_CA_BUNDLE", "")
+    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
+    result, report = online(run, azure.url)
+    assert result.exit_code == 0, report
+
+
+def test_the_ca_bundle_is_always_a_path(monkeypatch):
+    import requests
+
+    from onedesk_azuread import verify
+
+    for name in verify.CA_BUNDLE_VARIABLES:
+        monkeypatch.setenv(name, "")
+    assert verify.ca_bundle(requests) == requests.certs.where()
+    monkeypatch.setenv("CURL_CA_BUNDLE", "/etc/pki/tls/certs/ca-bundle.crt")
+    assert verify.ca_bundle(requests) == "/etc/pki/tls/certs/ca-bundle.crt"

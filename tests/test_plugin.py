@@ -168,7 +168,7 @@ def test_inject_refuses_a_file_made_invalid_after_the_preflight(paths):
     assert "changed after dnf checked it" in message and "Secret ID was pasted" in message
     assert SECRET_ID not in message
     assert _read(paths) == PASTED_ID
-    assert not os.path.exists(paths.state_dir)  # nothing recorded
+    assert not os.path.exists(os.path.join(paths.state_dir, "applied.json"))  # nothing recorded
 
 
 def test_inject_validates_under_the_lock_what_it_repairs(paths, monkeypatch):

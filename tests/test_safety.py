@@ -1,5 +1,6 @@
 """Nothing lost: bad input, odd files, full and read-only disks, concurrency, kill -9."""
 
+import json
 import multiprocessing
 import os
 import random
@@ -11,6 +12,7 @@ import time
 import pytest
 
 from onedesk_azuread import settings, shellfile
+from onedesk_azuread.errors import SettingsError
 
 from .conftest import CLIENT_ID, SECRET, Cli
 
@@ -19,13 +21,23 @@ SET = ("set", "--client-id", CLIENT_ID, "--secret-stdin")
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="mounts need root (CI runs as root)")
 
 
+LOCK = os.path.join("var", "lib", "onedesk-azuread", "lock")
+
+
 def snapshot(directory):
-    """Every file below ``directory`` with its bytes and mode, to compare before and after."""
+    """Every file below ``directory`` with its bytes and mode, to compare before and after.
+
+    Except the lock file, which a refused write may have created: it stays empty
+    and root's alone (asserted), and holds nothing that could be lost.
+    """
     found = {}
     for base, _, files in os.walk(directory):
         for name in files:
             path = os.path.join(base, name)
             st = os.lstat(path)
+            if path.endswith(os.sep + LOCK):
+                assert (st.st_mode, st.st_size, st.st_uid) == (0o100600, 0, os.geteuid())
+                continue
             found[path] = (st.st_mode, open(path, "rb").read() if os.path.isfile(path) else None)
     return found
 
@@ -100,14 +112,21 @@ def small_fs(tmp_path):
 
 
 @needs_root
-def test_read_only_filesystem(small_fs):
+@pytest.mark.parametrize("used_before", [True, False])
+def test_read_only_filesystem(small_fs, used_before):
     (small_fs / "root").mkdir()
     path = small_fs / "root" / ".OneDesk"
     path.write_text("A=1\n")
+    state_dir = small_fs / "var/lib/onedesk-azuread"
+    if used_before:  # the lock file exists: it is locked read-only, and the write fails
+        state_dir.mkdir(parents=True, mode=0o700)
+        (state_dir / "lock").touch(mode=0o600)
     subprocess.run(["mount", "-o", "remount,ro", str(small_fs)], check=True)
     before = snapshot(small_fs)
     result = Cli(small_fs)(*SET, input=SECRET)
-    assert_one_line_error(result, str(path), "Read-only file system")
+    # A fresh system fails at the first thing to write: the state directory (with the lock).
+    assert_one_line_error(result, str(path if used_before else state_dir),
+                          "Read-only file system")
     assert snapshot(small_fs) == before
 
 
@@ -129,19 +148,21 @@ def test_full_filesystem(small_fs):
     assert snapshot(small_fs / "root") == before  # no temp file left, nothing changed
 
 
-def _increment_counter(path, key, times):
+def _increment_counter(path, state_dir, key, times):
     for _ in range(times):
         def edit(snap, key=key):
             doc = shellfile.parse(snap.doc.text, [key])
             value = int(doc.value(key) or 0)
             return shellfile.rewrite(doc, {key: str(value + 1)})
-        settings.update(path, edit)
+        settings.update(path, edit, state_dir=state_dir)
 
 
-def test_concurrent_writers_lose_no_update(settings_path):
+def test_concurrent_writers_lose_no_update(root, settings_path):
     settings_path.write_text("# counters\n")
     ctx = multiprocessing.get_context("fork")
-    workers = [ctx.Process(target=_increment_counter, args=(str(settings_path), f"C{i}", 40))
+    state_dir = str(root / "var/lib/onedesk-azuread")
+    workers = [ctx.Process(target=_increment_counter,
+                           args=(str(settings_path), state_dir, f"C{i}", 40))
                for i in range(6)]
     for worker in workers:
         worker.start()
@@ -174,21 +195,22 @@ texts = [open(sys.argv[2]).read(), open(sys.argv[3]).read()]
 i = 0
 while True:
     i += 1
-    settings.update(sys.argv[1], lambda snap: texts[i % 2])
+    settings.update(sys.argv[1], lambda snap: texts[i % 2], state_dir=sys.argv[4])
 """
 
 
-def test_kill_9_leaves_the_old_or_the_new_file(tmp_path, settings_path):
+def test_kill_9_leaves_the_old_or_the_new_file(tmp_path, root, settings_path):
     a = "".join(f"KEY{i}=value-a-{i}\n" for i in range(20000)) + GOOD
     b = "".join(f"KEY{i}=value-b-{i}\n" for i in range(20000)) + GOOD
     (tmp_path / "a").write_text(a)
     (tmp_path / "b").write_text(b)
     settings_path.write_text(a)
+    state_dir = str(root / "var/lib/onedesk-azuread")
     rng = random.Random(7)
     seen = set()
     for _ in range(25):
         proc = subprocess.Popen([sys.executable, "-c", WRITER, str(settings_path),
-                                 str(tmp_path / "a"), str(tmp_path / "b")])
+                                 str(tmp_path / "a"), str(tmp_path / "b"), state_dir])
         time.sleep(0.15 + rng.random() * 0.35)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
@@ -199,7 +221,7 @@ def test_kill_9_leaves_the_old_or_the_new_file(tmp_path, settings_path):
         assert not backup.exists() or backup.read_text() in (a, b)
     assert len(seen) == 2  # the writer really was replacing the file while it was killed
     # The next writer clears the temp files the killed ones left.
-    settings.update(str(settings_path), lambda snap: a)
+    settings.update(str(settings_path), lambda snap: a, state_dir=state_dir)
     assert sorted(os.listdir(settings_path.parent)) == [".OneDesk", ".OneDesk.bak"]
 
 
@@ -215,3 +237,47 @@ def test_owner_is_kept_on_write_and_made_root_by_fix(run, settings_path):
     assert "file-owner" in result.stdout
     assert (settings_path.stat().st_uid, settings_path.stat().st_gid) == (0, 0)
     assert run("check").exit_code == 0
+
+
+# --- A second name (hard link) for the settings file: an error, never written (issue 7, 8) --
+
+@pytest.fixture
+def linked(run, settings_path):
+    settings_path.write_text(GOOD.replace("\n", "\r\n"))  # repairable: check --fix would write
+    os.chmod(settings_path, 0o644)
+    other = settings_path.parent / "copy-of-settings"
+    os.link(settings_path, other)
+    return other
+
+
+def test_a_hard_linked_settings_file_is_an_error_finding(run, settings_path, linked):
+    result = run("check", "--json")
+    assert result.exit_code == 1
+    found = [f for f in json.loads(result.stdout)["findings"] if f["code"] == "hard-links"]
+    assert len(found) == 1 and found[0]["severity"] == "error"
+    assert found[0]["repairable"] is False
+    assert "a chmod cannot protect the other name" in found[0]["message"]
+    assert "remove the other link" in found[0]["message"]
+
+
+@pytest.mark.parametrize("command", [SET, SET + ("--force",), ("check", "--fix"), ("unset",)])
+def test_no_write_goes_through_a_hard_linked_settings_file(run, root, settings_path, linked,
+                                                           command):
+    before = snapshot(root)
+    result = run(*command, input=SECRET)
+    assert result.exit_code == 1
+    assert "Traceback" not in result.stderr
+    assert "hard links" in result.stderr.strip().splitlines()[-1]
+    assert snapshot(root) == before
+    assert os.lstat(settings_path).st_nlink == 2 and os.lstat(linked).st_mode & 0o044
+
+
+def test_settings_update_refuses_a_hard_linked_file_in_one_line(root, settings_path, linked):
+    before = snapshot(root)
+    with pytest.raises(SettingsError) as raised:
+        settings.update(str(settings_path), lambda snap: GOOD,
+                        state_dir=str(root / "var/lib/onedesk-azuread"), fix_permissions=True)
+    message = str(raised.value)
+    assert "\n" not in message and str(settings_path) in message
+    assert "find / -xdev -samefile" in message
+    assert snapshot(root) == before
