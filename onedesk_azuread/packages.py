@@ -7,7 +7,7 @@ import os
 import shlex
 import subprocess
 from collections import namedtuple
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from .errors import OnedeskError
 
@@ -81,3 +81,84 @@ def query(root: str, *args: str) -> list[str]:
     if result.returncode != 0:
         raise OnedeskError(f"dnf repoquery failed: {result.last_error()}")
     return sorted({line.strip() for line in result.stdout.splitlines() if line.strip()})
+
+
+def dnf_live(root: str, *args: str, line: Callable[[str], None],
+             wake_fd: int | None = None, on_wake: Callable[[], None] | None = None) -> Completed:
+    """`dnf ARGS`, its output (stdout and stderr, merged) passed to ``line`` as it comes.
+
+    dnf runs in a session of its own, so a terminal's ^C or hangup never reaches it: the
+    caller alone decides whether dnf may be interrupted. ``on_wake`` is called when
+    ``wake_fd`` (a signal wakeup pipe) becomes readable. If the caller is interrupted
+    (an exception while waiting), dnf is stopped before the exception goes on.
+    """
+    import selectors
+
+    argv = dnf_command(root) + list(args)
+    # dnf is Python: unbuffered, its lines arrive as it prints them, not in 8 KiB blocks.
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    try:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    except FileNotFoundError:
+        raise OnedeskError(f"{argv[0]}: command not found; install it or set {DNF_ENV}") from None
+    output: list[str] = []
+    pending = b""
+    try:
+        with selectors.DefaultSelector() as selector:
+            selector.register(proc.stdout, selectors.EVENT_READ, "dnf")
+            if wake_fd is not None:
+                selector.register(wake_fd, selectors.EVENT_READ, "wake")
+            reading = True
+            while reading:
+                for key, _ in selector.select():
+                    if key.data == "wake":
+                        _drain(wake_fd)
+                        if on_wake is not None:
+                            on_wake()
+                        continue
+                    chunk = os.read(proc.stdout.fileno(), 1 << 16)
+                    reading = bool(chunk)
+                    *lines, pending = (pending + chunk).split(b"\n")
+                    for raw in lines:
+                        output.append(_text(raw))
+                        line(output[-1])
+        if pending:
+            output.append(_text(pending))
+            line(output[-1])
+        returncode = proc.wait()
+    except BaseException:
+        _stop(proc)
+        raise
+    finally:
+        proc.stdout.close()
+    return Completed(argv, returncode, "\n".join(output) + "\n" if output else "", "")
+
+
+def _text(raw: bytes) -> str:
+    # Progress redraws end in \r: keep the last state of the line.
+    return raw.decode("utf-8", errors="replace").rstrip("\r").rsplit("\r", 1)[-1]
+
+
+def _drain(fd: int) -> None:
+    try:
+        while os.read(fd, 512):
+            pass
+    except (BlockingIOError, InterruptedError):
+        pass
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """End dnf (and anything it started) after the caller was interrupted."""
+    import signal
+
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except OSError:
+            pass
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
