@@ -416,7 +416,7 @@ def apply_command(ctx, dry_run, yes):
         outcome = reinstall.run(paths, the_plan, say)
         for line in outcome.summary:
             say(line)
-        after = reinstall.confirm(paths)
+        after = reinstall.confirm(paths, say)
     say(f"done: {after.explain()}")
     if outcome.interrupted:
         raise reinstall.interrupted_error(outcome.interrupted, after)

@@ -21,7 +21,7 @@ from collections import namedtuple
 from collections.abc import Callable, Iterator
 
 from . import journal, operations, packages, state, transaction
-from .errors import OnedeskError
+from .errors import OnedeskError, StateError
 from .packages import DB_UTILS, ONEDESK_PACKAGES
 from .settings import Paths
 from .status import status
@@ -163,7 +163,7 @@ def prepare(paths: Paths, say: Callable[[str], None], dry_run: bool = False) -> 
             f"not installed again: {', '.join(missing)}")
         _check_entries(paths)
         return Plan(found.removed, found.reinstalled, [_install_step(found.reinstalled)], found)
-    if found.install_began and status(paths).sync == state.IN_SYNC:
+    if found.install_began and status(paths, unfinished_too=False).sync == state.IN_SYNC:
         say(f"completing the apply started {found.started}: the packages are installed "
             f"again; confirming")
         return Plan(found.removed, found.reinstalled, [], found)
@@ -227,6 +227,8 @@ class _Signals:
         try:
             self._previous_wake = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
             for signum in HELD_SIGNALS:
+                if signal.getsignal(signum) == signal.SIG_IGN:
+                    continue  # nohup, or a background job: it was not going to interrupt
                 self._previous[signum] = signal.signal(signum, self._handler)
         except ValueError:  # not the main thread: signals cannot be handled here
             self.restore()
@@ -296,9 +298,8 @@ def _run(paths: Paths, the_plan: Plan, say: Callable[[str], None], signals: _Sig
             kind = _kind(step)
             if kind != "prefetch":
                 signals.hold()
-                record = journal.advance(paths, record,
-                                         journal.REMOVING if kind == "remove"
-                                         else journal.INSTALLING)
+                record = _advance(paths, record, journal.REMOVING if kind == "remove"
+                                  else journal.INSTALLING, say)
             say(f"==> {step.title}")
             result = dnf(step.args)
             # Not when the plugin stopped it: the repositories would change nothing.
@@ -309,10 +310,21 @@ def _run(paths: Paths, the_plan: Plan, say: Callable[[str], None], signals: _Sig
             if result.returncode:
                 raise _failure(paths, the_plan, f"dnf {step.args[0]} failed: "
                                                 f"{result.last_error()}")
-        journal.advance(paths, record, journal.CONFIRMING)
+        _advance(paths, record, journal.CONFIRMING, say)
     except _Interrupted as exc:
         raise _failure(paths, the_plan, None, exc.signum) from None
     return Outcome(summary, list(signals.received))
+
+
+def _advance(paths: Paths, record: journal.Journal, phase: str, say: Callable[[str], None]
+             ) -> journal.Journal:
+    """Move the journal on; a failure to write it must not stop a reinstall half done (the
+    phase is advice: completing an apply asks rpm what is missing)."""
+    try:
+        return journal.advance(paths, record, phase)
+    except StateError as exc:
+        say(f"warning: {exc}; going on")
+        return record
 
 
 def _failure(paths: Paths, the_plan: Plan, why: str | None, signum: int | None = None
@@ -352,15 +364,18 @@ def interrupted_error(signums: list[int], after) -> OnedeskError:
     return error
 
 
-def confirm(paths: Paths):
+def confirm(paths: Paths, say: Callable[[str], None]):
     """The status after the reinstall; an error if the plugin did not record the entries.
     In sync, the journal has done its job and goes."""
-    after = status(paths)
+    after = status(paths, unfinished_too=False)
     if after.sync != state.IN_SYNC:
         raise OnedeskError(
             f"the packages were installed again, but the plugin did not record the settings as "
             f"applied ({after.sync}): is python3-dnf-plugin-onedesk-azuread installed and enabled "
             f"in /etc/dnf/plugins/{transaction.PLUGIN_CONF}? Then run: "
             f"{journal.finish_command(paths.root, paths.settings)}")
-    journal.finish(paths)
-    return after._replace(unfinished=None)
+    try:
+        journal.finish(paths)
+    except StateError as exc:  # done all the same; the next apply only confirms again
+        say(f"warning: {exc}")
+    return after

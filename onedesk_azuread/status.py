@@ -85,12 +85,14 @@ class Status(namedtuple("Status", "path errors sync applied installed expires un
         }
 
 
-def status(paths: Paths) -> Status:
+def status(paths: Paths, unfinished_too: bool = True) -> Status:
+    """``unfinished_too``: also look for an apply's journal (apply's own confirmation
+    does not: it knows it is unfinished)."""
     info = operations.inspect(paths)
     record = state.load_applied(paths.state_dir)
     found = packages.installed(paths.root)
     unfinished = None
-    interrupted = journal.load(paths)
+    interrupted = journal.load(paths) if unfinished_too else None
     if interrupted is not None:
         extra = [name for name in interrupted.reinstalled if name not in found]
         have = {**found, **(packages.installed(paths.root, extra) if extra else {})}

@@ -200,6 +200,54 @@ def test_interrupts_are_held_until_the_packages_are_installed_again(new_root, tm
     assert_no_secret_in(out, err)
 
 
+def test_an_interrupt_before_the_removal_stops_with_nothing_changed(new_root, tmp_path):
+    root = new_root()
+    installed_with_new_secret(root)
+    before = root.installed()
+    wrapper = dnf_wrapper(tmp_path / "dnf-signal", before={"prefetch": "kill -s INT -- -$PPID"})
+    proc = apply_process(root, env_with(root, wrapper))
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 128 + signal.SIGINT, err
+    assert err.strip().splitlines()[-1] == ("Error: interrupted by SIGINT before anything was "
+                                            "removed: nothing was changed")
+    assert HOLDING not in err and "Traceback" not in err
+    assert root.installed() == before and root.seen("onedesk-db-utils")["args"] == ["1"]
+    assert not os.path.exists(journal_path(root))
+    assert json.loads(cli(root, "status", "--json").stdout)["unfinished_apply"] is None
+
+
+def test_an_ignored_hangup_stays_ignored(new_root, tmp_path):
+    # nohup onedesk-azuread apply: SIGHUP was ignored when apply started, and stays so.
+    root = new_root()
+    installed_with_new_secret(root)
+    wrapper = dnf_wrapper(tmp_path / "dnf-signal", before={"remove": "kill -s HUP $PPID"})
+    proc = apply_process(root, env_with(root, wrapper),
+                         preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert "SIGHUP received" not in err and "done: in sync" in err
+    assert_completed(root)
+
+
+def test_a_journal_that_cannot_be_written_after_the_removal_does_not_strand_it(new_root,
+                                                                               tmp_path):
+    root = new_root()
+    installed_with_new_secret(root)
+    # After the removal, a directory stands where the journal is: it can be neither
+    # replaced nor removed.
+    block = f"rm -f {journal_path(root)} && mkdir {journal_path(root)}"
+    result = cli(root, "apply", "-y",
+                 env=env_with(root, dnf_wrapper(tmp_path / "dnf-block", after={"remove": block})))
+    assert result.exit_code == 0, result.stderr
+    assert "warning: " in result.stderr and "going on" in result.stderr
+    assert "done: in sync" in result.stderr
+    assert root.installed() == EVERYTHING
+    assert root.seen("onedesk-db-utils")["env_cis"] == OTHER_SECRET
+    report = cli(root, "status")  # what is in the journal's place is not hidden
+    assert report.exit_code == 1 and "cannot be read as onedesk-azuread apply's journal" \
+        in report.stderr
+
+
 def test_a_terminal_hangup_is_held_and_output_to_the_dead_terminal_is_no_crash(new_root):
     root = new_root()
     installed_with_new_secret(root)
