@@ -400,7 +400,7 @@ def apply_command(ctx, dry_run, yes):
                 os.close(devnull)
 
     paths = _paths(ctx)
-    with contextlib.nullcontext() if dry_run else reinstall.exclusive(paths):
+    with contextlib.nullcontext() if dry_run else reinstall.exclusive(paths) as lock:
         the_plan = reinstall.prepare(paths, say, dry_run=dry_run)
         dnf = " ".join(packages.dnf_command(paths.root))
         for number, step in enumerate(the_plan.steps, 1):
@@ -413,7 +413,7 @@ def apply_command(ctx, dry_run, yes):
         if the_plan.removed and the_plan.resumed is None and not yes:
             click.confirm(f"Remove {', '.join(the_plan.removed)} and install them again?",
                           abort=True, err=True)
-        outcome = reinstall.run(paths, the_plan, say)
+        outcome = reinstall.run(paths, the_plan, say, lock)
         for line in outcome.summary:
             say(line)
         after = reinstall.confirm(paths, say)

@@ -175,11 +175,16 @@ def prepare(paths: Paths, say: Callable[[str], None], dry_run: bool = False) -> 
 
 
 @contextlib.contextmanager
-def exclusive(paths: Paths) -> Iterator[None]:
-    """One apply at a time: a second one would take the first one's journal for its own."""
+def exclusive(paths: Paths) -> Iterator[int]:
+    """One apply at a time: a second one would take the first one's journal for its own.
+
+    Yields the lock's fd, for `run` to pass on to dnf: should this apply be killed, the
+    dnf it started goes on (in its own session) and holds the lock until it is done,
+    so the next apply waits for it instead of racing it.
+    """
     fd = journal.lock(paths)
     try:
-        yield
+        yield fd
     finally:
         journal.unlock(fd)
 
@@ -264,19 +269,22 @@ class _Signals:
             self.wake_fd = self._wake_w = None
 
 
-def run(paths: Paths, the_plan: Plan, say: Callable[[str], None]) -> Outcome:
+def run(paths: Paths, the_plan: Plan, say: Callable[[str], None],
+        lock_fd: int | None = None) -> Outcome:
     """Carry out the plan; raise with the system's state and the completing command on failure.
 
-    Returns the summary to print and the signals that were held; `confirm` comes next.
+    ``lock_fd``: the lock from `exclusive`. Returns the summary to print and the signals
+    that were held; `confirm` comes next.
     """
     signals = _Signals(say, again=bool(the_plan.removed))
     try:
-        return _run(paths, the_plan, say, signals)
+        return _run(paths, the_plan, say, signals, () if lock_fd is None else (lock_fd,))
     finally:
         signals.restore()
 
 
-def _run(paths: Paths, the_plan: Plan, say: Callable[[str], None], signals: _Signals) -> Outcome:
+def _run(paths: Paths, the_plan: Plan, say: Callable[[str], None], signals: _Signals,
+         pass_fds: tuple[int, ...]) -> Outcome:
     summary: list[str] = []
 
     def show(line: str) -> None:
@@ -287,7 +295,7 @@ def _run(paths: Paths, the_plan: Plan, say: Callable[[str], None], signals: _Sig
 
     def dnf(args: list[str]) -> packages.Completed:
         return packages.dnf_live(paths.root, *args, line=show, wake_fd=signals.wake_fd,
-                                 on_wake=signals.announce)
+                                 on_wake=signals.announce, pass_fds=pass_fds)
 
     record = the_plan.resumed
     try:
@@ -301,15 +309,19 @@ def _run(paths: Paths, the_plan: Plan, say: Callable[[str], None], signals: _Sig
                 record = _advance(paths, record, journal.REMOVING if kind == "remove"
                                   else journal.INSTALLING, say)
             say(f"==> {step.title}")
-            result = dnf(step.args)
-            # Not when the plugin stopped it: the repositories would change nothing.
-            if result.returncode and step.fallback and "onedesk-azuread" not in result.last_error():
-                say(f"==> {CACHE_FAILED.format(error=result.last_error())}")
-                result = dnf(step.fallback)
+            try:
+                result = dnf(step.args)
+                # Not when the plugin stopped it: the repositories would change nothing.
+                if (result.returncode and step.fallback
+                        and "onedesk-azuread" not in result.last_error()):
+                    say(f"==> {CACHE_FAILED.format(error=result.last_error())}")
+                    result = dnf(step.fallback)
+                why = f"{result.last_error()}" if result.returncode else None
+            except OnedeskError as exc:  # dnf could not even start
+                why = str(exc)
             signals.announce()
-            if result.returncode:
-                raise _failure(paths, the_plan, f"dnf {step.args[0]} failed: "
-                                                f"{result.last_error()}")
+            if why:
+                raise _failure(paths, the_plan, f"dnf {step.args[0]} failed: {why}")
         _advance(paths, record, journal.CONFIRMING, say)
     except _Interrupted as exc:
         raise _failure(paths, the_plan, None, exc.signum) from None
