@@ -35,6 +35,27 @@ class Cli:
         return result
 
 
+@pytest.fixture(scope="session")
+def bed(tmp_path_factory):
+    """The rpm + dnf test bed (tests/rpmbed.py), built once for every module that uses it."""
+    from .rpmbed import Bed
+
+    return Bed(str(tmp_path_factory.mktemp("rpmbed")))
+
+
+@pytest.fixture
+def new_root(bed, tmp_path):
+    """A factory of throw-away installroots on the bed (options: see rpmbed.Root)."""
+    from .rpmbed import Root
+
+    count = []
+
+    def make(**options):
+        count.append(1)
+        return Root(bed, tmp_path / f"root{len(count)}", **options)
+    return make
+
+
 @pytest.fixture
 def root(tmp_path):
     path = tmp_path / "sysroot"

@@ -384,12 +384,3 @@ class RepoServer:
             self.httpd.shutdown()
             self.httpd.server_close()
 
-
-_SHARED = {}
-
-
-def shared_bed(tmp_path_factory):
-    """The session's one Bed, for every test module's session fixture (a build is ~20 s)."""
-    if "bed" not in _SHARED:
-        _SHARED["bed"] = Bed(str(tmp_path_factory.mktemp("rpmbed")))
-    return _SHARED["bed"]

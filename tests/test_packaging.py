@@ -11,24 +11,9 @@ import stat
 import pytest
 
 from .conftest import CLIENT_ID, OTHER_SECRET, SECRET, SECRET_ID, make_runner
-from .rpmbed import ONEDESK, Root, shared_bed
+from .rpmbed import ONEDESK
 
 GOOD = f"OTHER_SETTING=kept\nAZUREAD_CID={CLIENT_ID}\nAZUREAD_CIS={SECRET}\n"
-
-
-@pytest.fixture(scope="session")
-def bed(tmp_path_factory):
-    return shared_bed(tmp_path_factory)
-
-
-@pytest.fixture
-def new_root(bed, tmp_path):
-    count = []
-
-    def make(**options):
-        count.append(1)
-        return Root(bed, tmp_path / f"root{len(count)}", **options)
-    return make
 
 
 @pytest.fixture
