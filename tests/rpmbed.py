@@ -383,4 +383,3 @@ class Root:
                 with open(path, errors="replace") as handle:
                     text += handle.read()
         return text
-
