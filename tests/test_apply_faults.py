@@ -201,7 +201,7 @@ def test_a_completing_apply_that_fails_keeps_the_journal(new_root, tmp_path):
 @pytest.mark.parametrize("signum, target", [
     (signal.SIGINT, "-- -$PPID"),  # ^C: the terminal signals the whole foreground group
     (signal.SIGTERM, "$PPID"),  # kill PID, systemd's stop
-])
+], ids=["SIGINT-to-the-process-group", "SIGTERM"])
 def test_interrupts_are_held_until_the_packages_are_installed_again(new_root, tmp_path,
                                                                      signum, target):
     root = new_root()
