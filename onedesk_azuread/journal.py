@@ -69,10 +69,6 @@ class Journal(namedtuple("Journal", "path record")):
         return self.record["started"]
 
     @property
-    def removal_began(self) -> bool:
-        return PHASES.index(self.phase) >= PHASES.index(REMOVING)
-
-    @property
     def install_began(self) -> bool:
         return PHASES.index(self.phase) >= PHASES.index(INSTALLING)
 
