@@ -155,16 +155,19 @@ def test_the_dnf_of_a_killed_apply_finishes_and_the_next_apply_waits_for_it(new_
     installed_with_new_secret(root)
     go = tmp_path / "go"
     # apply is killed just as its dnf remove starts; that dnf goes on when the test says.
-    hook = f"{KILL_APPLY}; while [ ! -e {go} ]; do sleep 0.1; done"
+    hook = (f"{KILL_APPLY}; i=0; while [ ! -e {go} ] && [ $i -lt 3000 ]; do sleep 0.1; "
+            f"i=$((i + 1)); done")
     killed = apply_process(root, env_with(root, dnf_wrapper(tmp_path / "dnf-kill",
                                                             before={"remove": hook})))
-    killed.communicate(timeout=300)
-    assert killed.returncode == -signal.SIGKILL
-    report = cli(root, "status")
-    assert report.exit_code == 1 and "in progress: an apply started" in report.stdout
-    busy = cli(root, "apply", "-y")
-    assert busy.exit_code == 1 and "another onedesk-azuread apply is running" in busy.stderr
-    go.touch()
+    try:
+        killed.communicate(timeout=300)
+        assert killed.returncode == -signal.SIGKILL
+        report = cli(root, "status")
+        assert report.exit_code == 1 and "in progress: an apply started" in report.stdout
+        busy = cli(root, "apply", "-y")
+        assert busy.exit_code == 1 and "another onedesk-azuread apply is running" in busy.stderr
+    finally:
+        go.touch()  # never leave the orphaned dnf waiting
     wait_until_done(root)
     assert root.installed() == []  # the orphaned remove ran to its end, uninterrupted
     assert "unfinished: the apply started" in cli(root, "status").stdout
