@@ -372,7 +372,7 @@ def check_command(ctx, as_json, fix, online, tenant, cloud, authority_host, time
 def status_command(ctx, as_json):
     """Were the current entries applied to the installed OneDesk packages?
 
-    Exit 0 only when the entries are valid and in sync.
+    Exit 0 only when the entries are valid and in sync, and no apply is unfinished.
     """
     from .status import status
 
@@ -384,6 +384,8 @@ def status_command(ctx, as_json):
             f"{len(now.errors)} error(s) ({', '.join(f.code for f in now.errors)}); "
             f"run: onedesk-azuread check")
         click.echo(f"settings:  {now.path}: {valid}")
+        if now.unfinished:
+            click.echo(f"apply:     {now.unfinished.explain()}")
         click.echo(f"applied:   {now.explain()}")
         if now.applied:
             click.echo(f"           last applied {now.applied.get('applied')} with "
@@ -402,26 +404,48 @@ def apply_command(ctx, dry_run, yes):
     """Reinstall the OneDesk packages so they pick up the entries, safely.
 
     Checks the entries, makes sure every package the removal takes away can be
-    installed again (and is downloaded), then runs `dnf remove onedesk-db-utils`
-    and `dnf install` of the OneDesk packages, and confirms `status`. The dnf
+    installed again (and is downloaded), journals the plan, then runs `dnf remove
+    onedesk-db-utils` and `dnf install` of the OneDesk packages (from dnf's cache),
+    holding SIGINT, SIGHUP and SIGTERM until they are installed again, and confirms
+    `status`. After an interrupted apply, completes the journalled one. The dnf
     command is `dnf`, or $ONEDESK_AZUREAD_DNF (split like a shell would).
     """
+    import contextlib
+
     from . import packages, reinstall
 
+    def say(message: str) -> None:
+        # After a hangup the terminal is gone (EIO); a closed pipe gives EPIPE. The job
+        # goes on: the messages go to /dev/null from then on.
+        try:
+            _say(message)
+        except OSError:
+            with contextlib.suppress(OSError):
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stderr.fileno())
+                os.close(devnull)
+
     paths = _paths(ctx)
-    the_plan = reinstall.plan(paths)
-    dnf = " ".join(packages.dnf_command(paths.root))
-    for number, step in enumerate(the_plan.steps, 1):
-        click.echo(f"{number}. {step.title}\n   {dnf} {' '.join(step.args)}")
-    if dry_run:
-        _say("dry run: nothing was changed")
-        return
-    if the_plan.removed and not yes:
-        click.confirm(f"Remove {', '.join(the_plan.removed)} and install them again?",
-                      abort=True, err=True)
-    reinstall.run(paths, the_plan, _say)
-    after = reinstall.confirm(paths)
-    _say(f"done: {after.explain()}")
+    with contextlib.nullcontext() if dry_run else reinstall.exclusive(paths) as lock:
+        the_plan = reinstall.prepare(paths, say, dry_run=dry_run)
+        dnf = " ".join(packages.dnf_command(paths.root))
+        for number, step in enumerate(the_plan.steps, 1):
+            click.echo(f"{number}. {step.title}\n   {dnf} {' '.join(step.args)}")
+            if step.fallback:
+                click.echo(f"   (if that fails: {dnf} {' '.join(step.fallback)})")
+        if dry_run:
+            say("dry run: nothing was changed")
+            return
+        if the_plan.removed and the_plan.resumed is None and not yes:
+            click.confirm(f"Remove {', '.join(the_plan.removed)} and install them again?",
+                          abort=True, err=True)
+        outcome = reinstall.run(paths, the_plan, say, lock)
+        for line in outcome.summary:
+            say(line)
+        after = reinstall.confirm(paths, say)
+    say(f"done: {after.explain()}")
+    if outcome.interrupted:
+        raise reinstall.interrupted_error(outcome.interrupted, after)
 
 
 @cli.command("app-registration")

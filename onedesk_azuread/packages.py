@@ -7,7 +7,7 @@ import os
 import shlex
 import subprocess
 from collections import namedtuple
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from .errors import OnedeskError
 
@@ -81,3 +81,95 @@ def query(root: str, *args: str) -> list[str]:
     if result.returncode != 0:
         raise OnedeskError(f"dnf repoquery failed: {result.last_error()}")
     return sorted({line.strip() for line in result.stdout.splitlines() if line.strip()})
+
+
+def dnf_live(root: str, *args: str, line: Callable[[str], None],
+             wake_fd: int | None = None, on_wake: Callable[[], None] | None = None,
+             pass_fds: Sequence[int] = ()) -> Completed:
+    """`dnf ARGS`, its output (stdout and stderr, merged) passed to ``line`` as it comes.
+
+    dnf runs in a session of its own, so a terminal's ^C or hangup never reaches it: the
+    caller alone decides whether dnf may be interrupted. Its output goes to an unnamed
+    temp file that the caller follows, not to a pipe: should the caller be killed, a
+    pipe would break and dnf die of EPIPE at its next line, in the middle of its
+    transaction; a file takes dnf's lines until dnf is done. ``on_wake`` is called when
+    ``wake_fd`` (a signal wakeup pipe) becomes readable. If the caller is interrupted
+    (an exception while waiting), dnf is stopped before the exception goes on.
+    ``pass_fds`` stay open in dnf (a lock that must outlive a killed caller).
+    """
+    import select
+    import tempfile
+
+    argv = dnf_command(root) + list(args)
+    # dnf is Python: unbuffered, its lines arrive as it prints them, not in 8 KiB blocks.
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    output: list[str] = []
+    try:
+        sink = tempfile.TemporaryFile()  # mode 0600, never linked into a directory
+    except OSError as exc:
+        raise OnedeskError(f"{tempfile.gettempdir()}: cannot create a file for dnf's output: "
+                           f"{exc.strerror or exc}") from None
+    with sink:
+        try:
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=sink,
+                                    stderr=subprocess.STDOUT, env=env, start_new_session=True,
+                                    pass_fds=tuple(pass_fds))
+        except FileNotFoundError:
+            raise OnedeskError(f"{argv[0]}: command not found; install it or set "
+                               f"{DNF_ENV}") from None
+        offset, pending = 0, b""
+        try:
+            while True:
+                finished = proc.poll() is not None  # before reading: nothing comes after
+                chunk = os.pread(sink.fileno(), 1 << 16, offset)
+                if chunk:
+                    offset += len(chunk)
+                    *lines, pending = (pending + chunk).split(b"\n")
+                    for raw in lines:
+                        output.append(_text(raw))
+                        line(output[-1])
+                    continue
+                if finished:
+                    break
+                # A file is always "readable": wait a little, or for a signal.
+                ready, _, _ = select.select([] if wake_fd is None else [wake_fd], [], [], 0.1)
+                if ready:
+                    _drain(wake_fd)
+                    if on_wake is not None:
+                        on_wake()
+            if pending:
+                output.append(_text(pending))
+                line(output[-1])
+        except BaseException:
+            _stop(proc)
+            raise
+    return Completed(argv, proc.returncode, "\n".join(output) + "\n" if output else "", "")
+
+
+def _text(raw: bytes) -> str:
+    # Progress redraws end in \r: keep the last state of the line.
+    return raw.decode("utf-8", errors="replace").rstrip("\r").rsplit("\r", 1)[-1]
+
+
+def _drain(fd: int) -> None:
+    try:
+        while os.read(fd, 512):
+            pass
+    except (BlockingIOError, InterruptedError):
+        pass
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """End dnf (and anything it started) after the caller was interrupted."""
+    import signal
+
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except OSError:
+            pass
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

@@ -2,38 +2,65 @@
 
 Before anything is removed: the entries are valid, every package the removal
 takes away can be installed again from the enabled repositories, and remote
-packages are already in dnf's cache. After: the plugin's record says the
-installed packages carry the current entries. Any failure says what state the
-system is in and the one command that completes the job.
+packages are already in dnf's cache; the plan is journalled (journal.py). From
+the removal until the reinstall has run, SIGINT, SIGHUP and SIGTERM are held,
+and dnf runs in a session of its own so a terminal's ^C or hangup never reaches
+it. The install runs from dnf's cache (what the prefetch downloaded), so a
+repository that went away cannot strand the removal. After: the plugin's record
+says the installed packages carry the current entries. Any failure says what
+state the system is in and the one command that completes the job, and a
+killed apply is completed by the next one.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 from collections import namedtuple
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
-from . import operations, packages, state, transaction
-from .errors import OnedeskError
+from . import journal, operations, packages, state, transaction
+from .errors import OnedeskError, StateError
 from .packages import DB_UTILS, ONEDESK_PACKAGES
 from .settings import Paths
 from .status import status
 
+HELD_SIGNALS = (signal.SIGINT, signal.SIGHUP, signal.SIGTERM)
+HOLDING = "interrupts are held until the OneDesk packages are installed{again}"
+RECEIVED = ("{name} received: apply finishes first (installing the OneDesk packages{again}), "
+            "then stops")
+INTERRUPTED = "interrupted by {name} during the reinstall: apply finished the job first ({state})"
+INTERRUPTED_EARLY = "interrupted by {name} before anything was removed: nothing was changed"
+CACHE_FAILED = ("the install from dnf's cache failed ({error}); installing from the "
+                "enabled repositories instead")
 
-class Step(namedtuple("Step", "title args")):
+
+class Step(namedtuple("Step", "title args fallback", defaults=(None,))):
     """One dnf command of the reinstall."""
 
     __slots__ = ()
     # title: str
     # args: list[str]; dnf arguments (the dnf command and --installroot come first)
+    # fallback: list[str] | None; dnf arguments to run instead when ``args`` fail
 
 
-class Plan(namedtuple("Plan", "removed reinstalled steps")):
+class Plan(namedtuple("Plan", "removed reinstalled steps resumed", defaults=(None,))):
     """The reinstall, worked out before anything changes."""
 
     __slots__ = ()
     # removed: list[str]; what `dnf remove onedesk-db-utils` takes away
     # reinstalled: list[str]; what is installed again (the four, and anything else removed)
     # steps: list[Step]
+    # resumed: journal.Journal | None; the interrupted apply this plan completes
+
+
+class Outcome(namedtuple("Outcome", "summary interrupted")):
+    """What running the plan left to report."""
+
+    __slots__ = ()
+    # summary: list[str]; dnf's lines worth repeating: the plugin's, errors, warnings
+    # interrupted: list[int]; the signals received while they were held
 
 
 def _check_entries(paths: Paths) -> None:
@@ -74,8 +101,16 @@ def plan(paths: Paths) -> Plan:
         title = f"remove {DB_UTILS}" + (f" and what requires it ({', '.join(others)})"
                                         if others else "")
         steps.append(Step(title, ["remove", "-y", "--noautoremove", DB_UTILS]))
-    steps.append(Step(f"install {', '.join(reinstalled)}", ["install", "-y", *reinstalled]))
+    steps.append(_install_step(reinstalled))
     return Plan(removed, reinstalled, steps)
+
+
+def _install_step(names: list[str]) -> Step:
+    """Install from dnf's cache: the prefetch put there exactly what this needs, and the
+    network or the repository may be gone by now. Should the cache not serve (cleaned,
+    another cachedir), install from the repositories after all."""
+    return Step(f"install {', '.join(names)} (from dnf's cache)",
+                ["install", "-y", "--cacheonly", *names], ["install", "-y", *names])
 
 
 def _prefetch_steps(root: str, names: list[str], have: dict[str, str | None]) -> list[Step]:
@@ -107,39 +142,252 @@ def _prefetch_steps(root: str, names: list[str], have: dict[str, str | None]) ->
             for command, group in groups.items() if group]
 
 
-def run(paths: Paths, the_plan: Plan, say: Callable[[str], None]) -> None:
-    """Carry out the plan; raise with the system's state and the completing command on failure."""
-    root = paths.root
-    removed = False
-    for step in the_plan.steps:
-        say(f"==> {step.title}")
-        result = packages.dnf(root, *step.args)
-        # dnf's tables are long: show the plugin's lines and problems, and all on failure.
-        for line in (result.stdout + result.stderr).splitlines():
-            if line.strip() and (result.returncode or _worth_showing(line)):
-                say(f"    {line}")
-        if result.returncode == 0:
-            removed = removed or step.args[0] == "remove"
-            continue
-        command = " ".join(packages.dnf_command(root) + ["install", *the_plan.reinstalled])
-        if removed:
-            raise OnedeskError(
-                f"{', '.join(the_plan.removed)} were removed and are NOT installed again "
-                f"(dnf install failed: {result.last_error()}). Complete the job with: {command}")
-        raise OnedeskError(f"nothing was removed: dnf {step.args[0]} failed: "
-                           f"{result.last_error()}. Fix that and run onedesk-azuread apply again")
+def _kind(step: Step) -> str:
+    if "--downloadonly" in step.args:
+        return "prefetch"
+    return "remove" if step.args[0] == "remove" else "install"
+
+
+# --- Resuming a journalled apply ---------------------------------------------------------
+
+def prepare(paths: Paths, say: Callable[[str], None], dry_run: bool = False) -> Plan:
+    """The plan: completing the journalled apply if one was interrupted, else a fresh one."""
+    found = journal.load(paths)
+    if found is None:
+        return plan(paths)
+    names = sorted(set(found.reinstalled) | set(found.removed))
+    have = packages.installed(paths.root, names)
+    missing = [name for name in found.reinstalled if have[name] is None]
+    if missing:
+        say(f"completing the apply started {found.started}, interrupted {found.when()}: "
+            f"not installed again: {', '.join(missing)}")
+        _check_entries(paths)
+        return Plan(found.removed, found.reinstalled, [_install_step(found.reinstalled)], found)
+    if found.install_began and status(paths, unfinished_too=False).sync == state.IN_SYNC:
+        say(f"completing the apply started {found.started}: the packages are installed "
+            f"again; confirming")
+        return Plan(found.removed, found.reinstalled, [], found)
+    say(f"the apply started {found.started} was interrupted {found.when()}; nothing is "
+        f"missing: starting it again")
+    if not dry_run:
+        journal.finish(paths)  # nothing to complete; the fresh plan journals itself
+    return plan(paths)
+
+
+@contextlib.contextmanager
+def exclusive(paths: Paths) -> Iterator[int]:
+    """One apply at a time: a second one would take the first one's journal for its own.
+
+    Yields the lock's fd, for `run` to pass on to dnf: should this apply be killed, the
+    dnf it started goes on (in its own session) and holds the lock until it is done,
+    so the next apply waits for it instead of racing it.
+    """
+    fd = journal.lock(paths)
+    try:
+        yield fd
+    finally:
+        journal.unlock(fd)
+
+
+# --- Running it ------------------------------------------------------------------------
+
+class _Interrupted(BaseException):
+    """A signal before the removal began: stop, nothing was changed. (BaseException, like
+    KeyboardInterrupt: no `except Exception` may swallow it.)"""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+class _Signals:
+    """SIGINT, SIGHUP and SIGTERM while apply runs dnf.
+
+    Before the removal they stop apply (and the dnf it runs) cleanly. From the removal
+    until the reinstall has run they are held: recorded, announced, acted on afterwards.
+    A wakeup pipe lets the loop that streams dnf's output announce them at once; the
+    handler itself never writes (it could interrupt a write to the same stream).
+    """
+
+    def __init__(self, say: Callable[[str], None], again: bool):
+        self.say = say
+        self.again = " again" if again else ""
+        self.holding = False
+        self.received: list[int] = []
+        self._announced = 0
+        self._previous: dict[int, object] = {}
+        self.wake_fd: int | None = None
+        self._wake_w: int | None = None
+        self._previous_wake = -1
+        read_fd, write_fd = os.pipe()
+        os.set_blocking(read_fd, False)
+        os.set_blocking(write_fd, False)
+        try:
+            self._previous_wake = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+            for signum in HELD_SIGNALS:
+                if signal.getsignal(signum) == signal.SIG_IGN:
+                    continue  # nohup, or a background job: it was not going to interrupt
+                self._previous[signum] = signal.signal(signum, self._handler)
+        except ValueError:  # not the main thread: signals cannot be handled here
+            self.restore()
+            os.close(read_fd)
+            os.close(write_fd)
+            return
+        self.wake_fd, self._wake_w = read_fd, write_fd
+
+    def _handler(self, signum, frame) -> None:
+        if not self.holding:
+            raise _Interrupted(signum)
+        self.received.append(signum)
+
+    def hold(self) -> None:
+        if not self.holding:
+            self.holding = True
+            self.say(HOLDING.format(again=self.again))
+
+    def announce(self) -> None:
+        for signum in self.received[self._announced:]:
+            self.say(RECEIVED.format(name=signal_name(signum), again=self.again))
+        self._announced = len(self.received)
+
+    def restore(self) -> None:
+        self.announce()
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+        self._previous = {}
+        if self._wake_w is not None:
+            signal.set_wakeup_fd(self._previous_wake)
+            for fd in (self.wake_fd, self._wake_w):
+                os.close(fd)
+            self.wake_fd = self._wake_w = None
+
+
+def run(paths: Paths, the_plan: Plan, say: Callable[[str], None],
+        lock_fd: int | None = None) -> Outcome:
+    """Carry out the plan; raise with the system's state and the completing command on failure.
+
+    ``lock_fd``: the lock from `exclusive`. Returns the summary to print and the signals
+    that were held; `confirm` comes next.
+    """
+    signals = _Signals(say, again=bool(the_plan.removed))
+    try:
+        return _run(paths, the_plan, say, signals, () if lock_fd is None else (lock_fd,))
+    finally:
+        signals.restore()
+
+
+def _run(paths: Paths, the_plan: Plan, say: Callable[[str], None], signals: _Signals,
+         pass_fds: tuple[int, ...]) -> Outcome:
+    summary: list[str] = []
+
+    def show(line: str) -> None:
+        if line.strip():
+            say(f"    {line}")
+            if _worth_showing(line) and line.strip() not in summary:
+                summary.append(line.strip())
+
+    def dnf(args: list[str]) -> packages.Completed:
+        return packages.dnf_live(paths.root, *args, line=show, wake_fd=signals.wake_fd,
+                                 on_wake=signals.announce, pass_fds=pass_fds)
+
+    record = the_plan.resumed
+    try:
+        if record is None:
+            record = journal.start(paths, the_plan.removed, the_plan.reinstalled,
+                                   [dict(step._asdict()) for step in the_plan.steps])
+        for step in the_plan.steps:
+            kind = _kind(step)
+            if kind != "prefetch":
+                signals.hold()
+                record = _advance(paths, record, journal.REMOVING if kind == "remove"
+                                  else journal.INSTALLING, say)
+            say(f"==> {step.title}")
+            try:
+                result = dnf(step.args)
+                # Not when the plugin stopped it: the repositories would change nothing.
+                if (result.returncode and step.fallback
+                        and "onedesk-azuread" not in result.last_error()):
+                    say(f"==> {CACHE_FAILED.format(error=result.last_error())}")
+                    result = dnf(step.fallback)
+                why = f"{result.last_error()}" if result.returncode else None
+            except OnedeskError as exc:  # dnf could not even start
+                why = str(exc)
+            signals.announce()
+            if why:
+                raise _failure(paths, the_plan, f"dnf {step.args[0]} failed: {why}")
+        _advance(paths, record, journal.CONFIRMING, say)
+    except _Interrupted as exc:
+        raise _failure(paths, the_plan, None, exc.signum) from None
+    return Outcome(summary, list(signals.received))
+
+
+def _advance(paths: Paths, record: journal.Journal, phase: str, say: Callable[[str], None]
+             ) -> journal.Journal:
+    """Move the journal on; a failure to write it must not stop a reinstall half done (the
+    phase is advice: completing an apply asks rpm what is missing)."""
+    try:
+        return journal.advance(paths, record, phase)
+    except StateError as exc:
+        say(f"warning: {exc}; going on")
+        return record
+
+
+def _failure(paths: Paths, the_plan: Plan, why: str | None, signum: int | None = None
+             ) -> OnedeskError:
+    """The error for a step that failed (or a signal before the removal): what state the
+    system is in, asked of rpm, and the one command that completes the job."""
+    names = the_plan.removed
+    have = packages.installed(paths.root, names) if names else {}
+    gone = [name for name in names if have.get(name) is None]
+    if not gone:
+        journal.finish(paths)  # nothing to complete: the next apply starts afresh
+        if signum is not None:
+            error = OnedeskError(INTERRUPTED_EARLY.format(name=signal_name(signum)))
+            error.exit_code = 128 + signum
+            return error
+        return OnedeskError(f"nothing was removed: {why}. Fix that and run "
+                            f"onedesk-azuread apply again")
+    command = journal.finish_command(paths.root, paths.settings)
+    cause = f" ({why})" if why else f" (interrupted by {signal_name(signum)})"
+    error = OnedeskError(
+        f"{', '.join(gone)} {'was' if len(gone) == 1 else 'were'} removed and "
+        f"{'is' if len(gone) == 1 else 'are'} NOT installed again{cause}; the plan is "
+        f"journalled in {journal.path_of(paths)}. Complete the job with: {command}")
+    if signum is not None:
+        error.exit_code = 128 + signum
+    return error
 
 
 def _worth_showing(line: str) -> bool:
     return "onedesk-azuread" in line or line.lstrip().lower().startswith(("error", "warning"))
 
 
-def confirm(paths: Paths):
-    """The status after the reinstall; an error if the plugin did not record the entries."""
-    after = status(paths)
+def interrupted_error(signums: list[int], after) -> OnedeskError:
+    """The exit after a held signal: the job was finished first; the signal is reported."""
+    error = OnedeskError(INTERRUPTED.format(name=signal_name(signums[0]), state=after.sync))
+    error.exit_code = 128 + signums[0]
+    return error
+
+
+def confirm(paths: Paths, say: Callable[[str], None]):
+    """The status after the reinstall; an error if the plugin did not record the entries.
+    In sync, the journal has done its job and goes."""
+    after = status(paths, unfinished_too=False)
     if after.sync != state.IN_SYNC:
         raise OnedeskError(
             f"the packages were installed again, but the plugin did not record the settings as "
             f"applied ({after.sync}): is python3-dnf-plugin-onedesk-azuread installed and enabled "
-            f"in /etc/dnf/plugins/{transaction.PLUGIN_CONF}?")
+            f"in /etc/dnf/plugins/{transaction.PLUGIN_CONF}? Then run: "
+            f"{journal.finish_command(paths.root, paths.settings)}")
+    try:
+        journal.finish(paths)
+    except StateError as exc:  # done all the same; the next apply only confirms again
+        say(f"warning: {exc}")
     return after

@@ -4,13 +4,46 @@ from __future__ import annotations
 
 from collections import namedtuple
 
-from . import CLIENT_ID, SECRET, operations, packages, state, validation
+from . import CLIENT_ID, SECRET, journal, operations, packages, state, validation
 from .settings import Paths
 
 NOT_INSTALLED = "not installed"
 
 
-class Status(namedtuple("Status", "path errors sync applied installed expires")):
+class Unfinished(namedtuple("Unfinished", "journal missing running")):
+    """An apply that has not completed: its journal is still in the state directory."""
+
+    __slots__ = ()
+    # journal: journal.Journal
+    # missing: list[str]; what the apply must install again and is not installed now
+    # running: bool; an apply holds the lock right now (it is in progress, not killed)
+
+    def explain(self) -> str:
+        found = self.journal
+        if self.running:
+            return (f"in progress: an apply started {found.started} is running "
+                    f"({found.phase}); wait for it to finish")
+        gone = (f"; not installed again: {', '.join(self.missing)}" if self.missing
+                else "; nothing is missing")
+        return (f"unfinished: the apply started {found.started} was interrupted "
+                f"{found.when()}{gone}; finish it with: {found.command()}")
+
+    def as_dict(self) -> dict:
+        found = self.journal
+        return {
+            "journal": found.path,
+            "started": found.started,
+            "phase": found.phase,
+            "running": self.running,
+            "removed": found.removed,
+            "reinstalled": found.reinstalled,
+            "missing": self.missing,
+            "command": found.command(),
+        }
+
+
+class Status(namedtuple("Status", "path errors sync applied installed expires unfinished",
+                        defaults=(None,))):
     """Whether the installed packages carry the current entries."""
 
     __slots__ = ()
@@ -20,10 +53,11 @@ class Status(namedtuple("Status", "path errors sync applied installed expires"))
     # applied: dict | None; the applied-state record (no secret in it)
     # installed: dict[str, str | None]; OneDesk package -> installed NEVRA or None
     # expires: date | None
+    # unfinished: Unfinished | None; an apply's journal is still there
 
     @property
     def ok(self) -> bool:
-        return not self.errors and self.sync == state.IN_SYNC
+        return not self.errors and self.sync == state.IN_SYNC and self.unfinished is None
 
     def explain(self) -> str:
         if self.sync == state.IN_SYNC:
@@ -47,13 +81,23 @@ class Status(namedtuple("Status", "path errors sync applied installed expires"))
             "applied_packages": (self.applied or {}).get("packages", []),
             "installed": self.installed,
             "expires": self.expires.isoformat() if self.expires else None,
+            "unfinished_apply": self.unfinished.as_dict() if self.unfinished else None,
         }
 
 
-def status(paths: Paths) -> Status:
+def status(paths: Paths, unfinished_too: bool = True) -> Status:
+    """``unfinished_too``: also look for an apply's journal (apply's own confirmation
+    does not: it knows it is unfinished)."""
     info = operations.inspect(paths)
     record = state.load_applied(paths.state_dir)
     found = packages.installed(paths.root)
+    unfinished = None
+    interrupted = journal.load(paths) if unfinished_too else None
+    if interrupted is not None:
+        extra = [name for name in interrupted.reinstalled if name not in found]
+        have = {**found, **(packages.installed(paths.root, extra) if extra else {})}
+        missing = [name for name in interrupted.reinstalled if have[name] is None]
+        unfinished = Unfinished(interrupted, missing, journal.running(paths))
     if found[packages.DB_UTILS] is None:
         sync = NOT_INSTALLED
     else:
@@ -61,4 +105,4 @@ def status(paths: Paths) -> Status:
         values = validation.canonical_values(info.snapshot.doc)
         sync = state.sync_state(record, values.get(CLIENT_ID), values.get(SECRET))
     return Status(paths.settings, validation.errors(info.findings), sync, record, found,
-                  info.expires)
+                  info.expires, unfinished)

@@ -51,6 +51,28 @@ Test fixture: its install script records what it saw.
 %files
 """
 
+# A third party's package that requires onedesk-db-utils: `dnf remove onedesk-db-utils`
+# takes it away too, and apply must install it again. Its %post records only what it
+# was run with (not the environment: it is not OneDesk's and must not see the secret).
+ADDON = "acme-onedesk-addon"
+ADDON_SPEC = """\
+Name: acme-onedesk-addon
+Version: 1
+Release: 1
+Summary: a third-party add-on that requires onedesk-db-utils
+License: MIT
+BuildArch: noarch
+Requires: onedesk-db-utils
+%description
+Test fixture.
+%post
+d=/var/lib/onedesk-fixture/%{name}
+mkdir -p "$d"
+printf '%s\\n' "$1" >> "$d/args"
+n=0; [ -f "$d/runs" ] && n=$(cat "$d/runs"); echo $((n + 1)) > "$d/runs"
+%files
+"""
+
 SHELL_SPEC = """\
 Name: {name}
 Version: 1
@@ -115,6 +137,89 @@ start-stop-daemon -S -b -c 65534:65534 -m -p "$d/daemon.pid" -x /bin/sleep -- 36
 
 def run(argv, env=None, check=True, **kwargs):
     return subprocess.run(argv, env=env, check=check, capture_output=True, text=True, **kwargs)
+
+
+# --- Faults for apply -------------------------------------------------------------------------
+
+def dnf_wrapper(path, before=None, after=None):
+    """A dnf command for $ONEDESK_AZUREAD_DNF that runs the real dnf, and a shell command
+    before or after the apply step named: ``prefetch`` (a --downloadonly run), ``remove``
+    or ``install`` (not the prefetch). Returns the script's path."""
+    script = textwrap.dedent("""\
+        #!/bin/sh
+        case " $* " in
+          *" --downloadonly "*) step=prefetch ;;
+          *" remove "*) step=remove ;;
+          *" install "*) step=install ;;
+          *) step=other ;;
+        esac
+        if [ "$step" = "{before_step}" ]; then {before_action}
+        fi
+        dnf "$@"; rc=$?
+        if [ "$step" = "{after_step}" ]; then {after_action}
+        fi
+        exit $rc
+        """)
+    (before_step, before_action), (after_step, after_action) = [
+        next(iter(hook.items())) if hook else ("-", ":") for hook in (before, after)]
+    with open(path, "w") as handle:
+        handle.write(script.format(before_step=before_step, before_action=before_action,
+                                   after_step=after_step, after_action=after_action))
+    os.chmod(path, 0o755)
+    return str(path)
+
+
+# What the wrapper runs to SIGKILL the apply that started it (its parent), refusing to
+# signal anything that is not onedesk-azuread.
+KILL_APPLY = ('grep -q onedesk-azuread /proc/$PPID/cmdline '
+              '&& kill -KILL $PPID || { echo "not apply: $PPID" >&2; exit 99; }')
+
+
+class RepoServer:
+    """A fixture repository served over HTTP on 127.0.0.1 (port 0), in a thread.
+
+    GET /stop closes the listening socket for good before it answers, so that whoever
+    asked knows the repository is gone. ``requests`` lists the paths asked for.
+    """
+
+    def __init__(self, directory):
+        import functools
+        import http.server
+        import threading
+
+        server_ref = self
+        self.requests = []
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def do_GET(self):
+                server_ref.requests.append(self.path)
+                if self.path == "/stop":
+                    server_ref.httpd.shutdown()
+                    server_ref.httpd.server_close()
+                    self.send_response(200)
+                    self.end_headers()
+                    return
+                super().do_GET()
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(
+            ("127.0.0.1", 0), functools.partial(Handler, directory=directory))
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def stop_command(self):
+        """A shell command that stops the server (for dnf_wrapper)."""
+        return (f"/usr/bin/python3 -c 'import urllib.request; "
+                f"urllib.request.urlopen(\"{self.url}stop\").read()'")
+
+    def close(self):
+        if self.thread.is_alive():
+            self.httpd.shutdown()
+            self.httpd.server_close()
 
 
 class Bed:
@@ -189,6 +294,7 @@ class Bed:
             for name in ONEDESK:
                 self._fixture(name, version)
         self._fixture("onedesk-db-utils", "2.0", release="1.fresh", fresh_only=True)
+        self._rpmbuild(ADDON_SPEC, ADDON)
         rpms = os.path.join(self.top, "rpms")
         every = sorted(os.listdir(rpms))
         fresh = [f for f in every if f.startswith("onedesk-db-utils-2.0-1.fresh")]
@@ -231,7 +337,7 @@ class Root:
         self.set_repo(repo, extra_conf)
         self.dnf("install", SHELL_PACKAGE)  # a real system has a shell before OneDesk
 
-    def set_repo(self, repo, extra_conf=""):
+    def set_repo(self, repo, extra_conf="", url=None):
         with open(self.conf, "w") as handle:
             handle.write(textwrap.dedent(f"""\
                 [main]
@@ -246,7 +352,7 @@ class Root:
                 {extra_conf}
                 [fixtures]
                 name=fixtures
-                baseurl={self.bed.repo_url(repo)}
+                baseurl={url or self.bed.repo_url(repo)}
                 gpgcheck=0
                 """))
 
