@@ -166,8 +166,8 @@ def lock(paths: Paths) -> int:
     import fcntl
 
     path = _lock_path(paths)
+    state.state_directory(paths.state_dir, create=True)  # checked, repaired or refused
     try:
-        os.makedirs(paths.state_dir, mode=0o700, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK,
                      0o600)
     except OSError as exc:

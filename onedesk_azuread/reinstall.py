@@ -63,14 +63,21 @@ class Outcome(namedtuple("Outcome", "summary interrupted")):
     # interrupted: list[int]; the signals received while they were held
 
 
-def _check_entries(paths: Paths) -> None:
-    """The plugin's own check, so that apply refuses exactly what dnf would stop."""
+def _check_entries(paths: Paths, completing: bool = False) -> None:
+    """The plugin's own check, so that apply refuses what dnf would stop.
+
+    A passed expiry only warns in dnf (an unrelated upgrade must not be held back), but a
+    fresh apply refuses it: removing OneDesk to install it again with a secret Azure AD
+    no longer accepts buys nothing. Completing an interrupted apply never refuses it: the
+    packages are already gone, and getting them back matters more.
+    """
     checked = transaction.preflight(paths, require=True)
     if not checked.present:
         raise OnedeskError(f"{paths.settings}: has no Azure AD entries to apply; "
                            f"set them first: onedesk-azuread set")
-    if checked.blocking:
-        raise operations.Refused(paths.settings, checked.blocking)
+    stops = checked.blocking if completing else checked.blocking + checked.alerts
+    if stops:
+        raise operations.Refused(paths.settings, stops)
 
 
 def plan(paths: Paths) -> Plan:
@@ -161,7 +168,7 @@ def prepare(paths: Paths, say: Callable[[str], None], dry_run: bool = False) -> 
     if missing:
         say(f"completing the apply started {found.started}, interrupted {found.when()}: "
             f"not installed again: {', '.join(missing)}")
-        _check_entries(paths)
+        _check_entries(paths, completing=True)
         return Plan(found.removed, found.reinstalled, [_install_step(found.reinstalled)], found)
     if found.install_began and status(paths, unfinished_too=False).sync == state.IN_SYNC:
         say(f"completing the apply started {found.started}: the packages are installed "

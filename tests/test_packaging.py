@@ -232,6 +232,23 @@ def test_apply_refuses_bad_entries_before_touching_packages(root):
     assert root.installed() == before
 
 
+def test_apply_refuses_a_secret_recorded_as_expired_but_dnf_only_warns(root):
+    from datetime import date, timedelta
+
+    from onedesk_azuread import state
+
+    root.write_settings(GOOD)
+    root.dnf("install", *ONEDESK)
+    before = root.installed()
+    past = date.today() - timedelta(days=1)
+    state.save_expiry(os.path.join(root.path, "var/lib/onedesk-azuread"), SECRET, past)
+    result = cli(root, "apply", "--yes")
+    assert result.exit_code == 1
+    assert f"the client secret expired on {past.isoformat()}" in result.stderr
+    assert root.installed() == before  # nothing removed for a secret Azure AD refuses
+    assert root.dnf("reinstall", "onedesk-db-utils").returncode == 0  # dnf: a warning
+
+
 def test_apply_says_what_state_the_system_is_in_when_install_fails(root, tmp_path):
     root.write_settings(GOOD)
     root.dnf("install", *ONEDESK)
