@@ -45,8 +45,8 @@ MSG_EXPIRED = ('onedesk-azuread: %s: %s%s (installing anyway; Azure AD sign-in f
                'the secret is replaced)')
 MSG_WITH_ROOT = ' --root %s'
 MSG_REPAIRED = 'onedesk-azuread: repaired %s in %s'
-MSG_APPLIED = ('onedesk-azuread: Azure AD settings passed to the install scripts of %s '
-               '(%s, checked just now)')
+MSG_APPLIED = ('onedesk-azuread: %s is validated and canonical for the install scripts of %s '
+               '(checked again under the lock just now)')
 MSG_FAILED = 'onedesk-azuread: %s'
 MSG_UNEXPECTED = ('onedesk-azuread: unexpected %s while handling the Azure AD settings; '
                   'nothing was installed. Run: onedesk-azuread check')
@@ -232,7 +232,7 @@ class OnedeskAzureAD(dnf.Plugin):
         # that started dnf must not stand in for the file just checked.
         for key in KEYS:
             os.environ.pop(key, None)
-        logger.info(MSG_APPLIED, ', '.join(self._packages), paths.settings)
+        logger.info(MSG_APPLIED, paths.settings, ', '.join(self._packages))
 
     def transaction(self):
         if self._packages:

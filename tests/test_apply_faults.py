@@ -365,8 +365,8 @@ def test_dnf_output_is_shown_as_it_comes_and_the_summary_comes_last(new_root, tm
     assert lines[-1].startswith("done: in sync")
     last_dnf = max(i for i, line in enumerate(lines) if line.startswith("    "))
     summary = lines[last_dnf + 1:-1]
-    assert any(line.startswith("onedesk-azuread: Azure AD settings passed to the install "
-                               "scripts of onedesk-db-utils") for line in summary)
+    assert any(line.startswith("onedesk-azuread: ") and "is validated and canonical for the "
+               "install scripts of onedesk-db-utils" in line for line in summary)
     assert_no_secret_in(*lines)
 
 

@@ -49,7 +49,8 @@ def test_valid_entries_reach_the_install_script_exactly(root):
     record = json.load(open(applied))
     assert record["packages"] == ["onedesk-db-utils-1.0-1.noarch"]
     assert SECRET not in open(applied).read() and CLIENT_ID not in open(applied).read()
-    assert "Azure AD settings passed to the install scripts" in result.stdout + result.stderr
+    assert ("is validated and canonical for the install scripts of "
+            "onedesk-db-utils-1.0-1.noarch") in result.stdout + result.stderr
     assert_no_secret(root, result.stdout, result.stderr)
 
 

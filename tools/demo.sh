@@ -44,4 +44,12 @@ before=$(sha256sum < "$ROOT/root/.OneDesk")
 printf '%s\n' "$SECRET_ID" | tool set --secret-stdin || echo "(exit $?)" >&2
 [ "$before" = "$(sha256sum < "$ROOT/root/.OneDesk")" ] && echo "file unchanged" >&2
 
-step "Done: every write was atomic, locked, mode 0600, with a .bak beside it."
+step "9. An entry only bash can follow (inside an if block) is never edited"
+printf 'DB_HOST=db.internal\nif [ -e /etc/onedesk/staging ]; then\n  AZUREAD_CIS=%s\nfi\n' "$DEMO_SECRET" > "$ROOT/root/.OneDesk"
+chmod 600 "$ROOT/root/.OneDesk"
+before=$(sha256sum < "$ROOT/root/.OneDesk")
+tool check || echo "(exit $?)" >&2
+printf '%s\n' "$DEMO_SECRET" | tool set --secret-stdin --force || echo "(exit $?: even --force does not write it)" >&2
+[ "$before" = "$(sha256sum < "$ROOT/root/.OneDesk")" ] && echo "file unchanged" >&2
+
+step "Done: every write was atomic, locked, mode 0600, with a .bak beside it, and parsed by bash -n first."

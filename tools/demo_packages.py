@@ -1,9 +1,10 @@
 """The package story on a throw-away root, with real rpm and dnf (make demo, part 2).
 
 Builds this project's RPMs and stand-in OneDesk packages whose install script
-records what it received, then: configure, install, rotate the secret, status,
-apply, status, and a pasted Secret ID that dnf refuses. The credentials are
-made up; secrets are shown masked, as the tool shows them.
+records what it read, then: configure, install, rotate the secret, status,
+apply, an apply killed after the removal and completed, and a pasted Secret ID
+that dnf refuses. The credentials are made up; secrets are shown masked, as the
+tool shows them.
 """
 
 import os
@@ -16,7 +17,7 @@ import tempfile
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, HERE)
 
-from tests.rpmbed import ONEDESK, Bed, Root  # noqa: E402
+from tests.rpmbed import KILL_APPLY, ONEDESK, Bed, Root, dnf_wrapper  # noqa: E402
 
 CLIENT_ID = "0b5c3a1e-7d2f-4c8a-9e61-3f4d2b1a0c9e"
 FIRST = "Xk74Q~pL.mN3-rT_vW8yZ1aB2cD3eF4gH5iJ6kL7"
@@ -44,6 +45,9 @@ def show(argv, env, stdin=None, shown=None):
         keep = ("onedesk-azuread", "Error", "  (run", "Complete!")
         output = "\n".join(line for line in output.splitlines()
                            if line.startswith(keep) or "onedesk-azuread" in line)
+    elif "apply" in argv:  # apply shows dnf's output live (indented): keep its own lines
+        output = "\n".join(line for line in output.splitlines()
+                           if not line.startswith("    ") or "onedesk-azuread" in line)
     if output:
         print(masked(output))
     if result.returncode:
@@ -53,11 +57,12 @@ def show(argv, env, stdin=None, shown=None):
 
 def received(root, package="onedesk-db-utils"):
     seen = root.seen(package)
-    secret = seen["env_cis"]
+    secret = seen["sourced_cis"]
     print(f"  {package}'s install script ran {seen['runs']} time(s), last with $1 = "
-          f"{seen['args'][-1] if seen['args'] else '-'}; it received")
-    print(f"    AZUREAD_CID = {seen['env_cid']}")
+          f"{seen['args'][-1] if seen['args'] else '-'}; sourcing /root/.OneDesk it read")
     print(f"    AZUREAD_CIS = {MASKS.get(secret, secret)}")
+    print(f"  and in its environment: AZUREAD_CIS {'unset' if seen['env_cis'] is None else 'SET'}"
+          f" (the plugin never exports the secret)")
 
 
 def main():
@@ -82,7 +87,8 @@ def main():
         show(tool + ["set", "--client-id", CLIENT_ID, "--secret-stdin", "--expires",
                      "2028-05-31"], env, stdin=FIRST)
 
-        step("3. Install OneDesk with dnf: the plugin checks and passes the entries")
+        step("3. Install OneDesk with dnf: the plugin checks the entries, then re-checks them "
+             "under the lock just before the install scripts read the file")
         show(dnf + ["install", *ONEDESK], env, shown=f"{short_dnf} install {' '.join(ONEDESK)}")
         received(root)
         show(tool + ["status"], env)
@@ -98,10 +104,22 @@ def main():
         received(root)
         show(tool + ["status"], env)
 
-        step("6. Someone pastes the Secret ID by hand; dnf refuses before installing anything")
+        step("6. apply killed (SIGKILL) right after the removal: status says so, apply completes")
+        show(tool + ["set", "--secret-stdin"], env, stdin=FIRST)
+        killer = dnf_wrapper(os.path.join(top, "dnf-killing-apply"), after={"remove": KILL_APPLY})
+        kill_env = dict(env, ONEDESK_AZUREAD_DNF=env["ONEDESK_AZUREAD_DNF"].replace(
+            "dnf", killer, 1))
+        show(tool + ["apply", "--yes"], kill_env, shown="onedesk-azuread --root ... apply --yes"
+             "   (killed by the test's dnf wrapper after the removal)")
+        print(f"  installed now: {', '.join(root.installed()) or 'nothing'}")
+        show(tool + ["status"], env)
+        show(tool + ["apply", "--yes"], env)
+        received(root)
+
+        step("7. Someone pastes the Secret ID by hand; dnf refuses before installing anything")
         with open(root.settings) as handle:
             text = handle.read()
-        root.write_settings(text.replace(SECOND, SECRET_ID))
+        root.write_settings(text.replace(FIRST, SECRET_ID).replace(SECOND, SECRET_ID))
         show(dnf + ["remove", "onedesk-db-utils"], env,
              shown=f"{short_dnf} remove onedesk-db-utils")
         show(dnf + ["install", *ONEDESK], env, shown=f"{short_dnf} install {' '.join(ONEDESK)}")
