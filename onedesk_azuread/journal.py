@@ -142,13 +142,7 @@ def load(paths: Paths) -> Journal | None:
 
 def finish(paths: Paths) -> None:
     """The apply completed (or changed nothing): forget its journal."""
-    path = path_of(paths)
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-    except OSError as exc:
-        raise StateError(describe_oserror(path, "remove", exc)) from None
+    state.remove_state_file(paths.state_dir, JOURNAL_FILE)
 
 
 def _now() -> str:

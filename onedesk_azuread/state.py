@@ -158,10 +158,11 @@ def save_expiry(state_dir: str, secret: str, expires: date) -> None:
     })
 
 
-def clear_expiry(state_dir: str) -> None:
+def remove_state_file(state_dir: str, name: str) -> None:
+    """Delete one state file under the lock; nothing to do when it (or the directory) is absent."""
     if not state_directory(state_dir):
         return
-    path = os.path.join(state_dir, EXPIRY_FILE)
+    path = os.path.join(state_dir, name)
     with locked(state_dir):
         try:
             os.unlink(path)
@@ -169,6 +170,10 @@ def clear_expiry(state_dir: str) -> None:
             pass
         except OSError as exc:
             raise StateError(describe_oserror(path, "remove", exc)) from None
+
+
+def clear_expiry(state_dir: str) -> None:
+    remove_state_file(state_dir, EXPIRY_FILE)
 
 
 # --- Applied state: what the OneDesk packages were installed with ---------------------------
