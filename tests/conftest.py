@@ -35,6 +35,14 @@ class Cli:
         return result
 
 
+@pytest.fixture(scope="session")
+def bed(tmp_path_factory):
+    """The rpm + dnf test bed (tests/rpmbed.py), built once for every module that uses it."""
+    from .rpmbed import Bed
+
+    return Bed(str(tmp_path_factory.mktemp("rpmbed")))
+
+
 @pytest.fixture
 def root(tmp_path):
     path = tmp_path / "sysroot"

@@ -11,14 +11,9 @@ import stat
 import pytest
 
 from .conftest import CLIENT_ID, OTHER_SECRET, SECRET, SECRET_ID, make_runner
-from .rpmbed import ONEDESK, Bed, Root
+from .rpmbed import ONEDESK, Root
 
 GOOD = f"OTHER_SETTING=kept\nAZUREAD_CID={CLIENT_ID}\nAZUREAD_CIS={SECRET}\n"
-
-
-@pytest.fixture(scope="session")
-def bed(tmp_path_factory):
-    return Bed(str(tmp_path_factory.mktemp("rpmbed")))
 
 
 @pytest.fixture
