@@ -1,0 +1,182 @@
+#!/bin/bash
+# Another Debian's Python, rpm and dnf for the tests, in a debootstrap'd root cached under
+# build/ (Debian 11: EL 9's Python 3.9 and rpm 4.16; ../shared/FACTS.md).
+#
+#   tools/debian-root.sh build ROOT SUITE PACKAGES PIP_REQUIREMENTS
+#       Make ROOT unless a finished one for the same recipe is there. PACKAGES is
+#       debootstrap's comma-separated --include list; PIP_REQUIREMENTS are installed into
+#       the root's system Python (/usr/local), where the root's dnf sees them too.
+#   tools/debian-root.sh run ROOT COMMAND...
+#       Run COMMAND as root inside ROOT, in /src: a fresh copy of this working tree
+#       (tracked and untracked files that git does not ignore; never build leftovers).
+#
+# Needs root (debootstrap, mount, chroot). Every mount this script makes is undone when it
+# exits, fails or is interrupted, and mounts left by a killed run are undone before the next.
+set -euo pipefail
+
+MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+ROOT_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+TOP=$(cd "$(dirname "$0")/.." && pwd)
+
+die() { echo "debian-root: $*" >&2; exit 1; }
+[ "$(id -u)" = 0 ] || die "needs root (debootstrap, mount and chroot); CI runs as root"
+
+# --- mounts: each one recorded, all undone on the way out ---------------------------------
+MOUNTS=()
+mount_at() {  # mount_at TARGET MOUNT-ARGUMENTS...
+    local target=$1; shift
+    mkdir -p "$target"
+    mount "$@" "$target"
+    MOUNTS+=("$target")
+}
+bind_ro() {
+    mount_at "$2" --bind "$1"
+    mount -o remount,bind,ro "$2"
+}
+unmount_ours() {
+    local i
+    for ((i = ${#MOUNTS[@]} - 1; i >= 0; i--)); do
+        umount "${MOUNTS[i]}" 2>/dev/null || umount -l "${MOUNTS[i]}"
+    done
+    MOUNTS=()
+}
+unmount_under() {  # whatever is still mounted at or below $1 (a run that was killed)
+    local target
+    awk -v root="$1" '$2 == root || index($2, root "/") == 1 { print $2 }' /proc/mounts \
+        | sort -r | while read -r target; do
+            echo "debian-root: unmounting $target, left by an earlier run" >&2
+            umount "$target" 2>/dev/null || umount -l "$target"
+        done
+}
+trap unmount_ours EXIT
+trap 'unmount_ours; exit 130' INT
+trap 'unmount_ours; exit 143' TERM
+trap 'unmount_ours; exit 129' HUP
+
+mount_system() {  # what dnf, rpm, Python and the tests expect of a running system
+    local root=$1
+    mount_at "$root/proc" -t proc proc
+    mount_at "$root/sys" -t sysfs sysfs 2>/dev/null || mount_at "$root/sys" --bind /sys
+    mount_at "$root/dev" --bind /dev
+    mount_at "$root/dev/pts" --bind /dev/pts
+    mount_at "$root/dev/shm" -t tmpfs tmpfs
+}
+
+# --- pip inside the root: this machine's pip configuration, read-only ----------------------
+PIP_ENV=()
+pip_config_files() {
+    local home=${HOME:-/root}
+    printf '%s\n' /etc/pip.conf /etc/xdg/pip/pip.conf "$home/.config/pip/pip.conf" \
+        "$home/.pip/pip.conf" "${PIP_CONFIG_FILE:-}"
+}
+bring_pip_config() {
+    local root=$1 home=${HOME:-/root} file kv path dest
+    while IFS= read -r file; do
+        [ -n "$file" ] && [ -f "$file" ] || continue
+        case $file in  # the user's files go to the HOME inside, /root
+            "$home"/*) dest=$root/root/${file#"$home"/} ;;
+            *) dest=$root$file ;;
+        esac
+        mkdir -p "$(dirname "$dest")"
+        cp "$file" "$dest"
+    done < <(pip_config_files)
+    while IFS= read -r -d '' kv; do
+        case $kv in PIP_*) PIP_ENV+=("$kv") ;; esac
+    done < <(env -0)
+    # The local paths the configuration names: find-links, file:// indexes (with their
+    # parent: their pages link to ../../files), constraints, certificates.
+    {
+        while IFS= read -r file; do
+            [ -n "$file" ] && [ -f "$file" ] || continue
+            grep -v '^[[:space:]]*[#;]' "$file" || true
+        done < <(pip_config_files)
+        printf '%s\n' "${PIP_ENV[@]#*=}"
+    } | tr ' \t=,' '\n\n\n\n' | sed -En 's|^(file://)?(/.*)|\2|p' | sort -u \
+        | while IFS= read -r path; do
+            path=${path%/}
+            case $path in */simple) path=${path%/simple} ;; esac
+            echo "$path"
+        done | sort -u > "$root/.pip-paths"
+    while IFS= read -r path; do
+        if [ -d "$path" ]; then
+            bind_ro "$path" "$root$path"
+        elif [ -f "$path" ]; then
+            mkdir -p "$(dirname "$root$path")"
+            cp "$path" "$root$path"
+        fi
+    done < "$root/.pip-paths"
+    rm -f "$root/.pip-paths"
+}
+
+# --- build ---------------------------------------------------------------------------------
+build() {
+    local root suite=$2 packages=$3 requirements=$4 recipe
+    root=$(realpath -m "$1")
+    recipe="suite=$suite mirror=$MIRROR packages=$packages pip=$requirements"
+    if [ -f "$root/.ready" ] && [ "$(cat "$root/.ready")" = "$recipe" ]; then
+        return 0
+    fi
+    command -v debootstrap >/dev/null || die "debootstrap is missing: make system-deps"
+    unmount_under "$root"
+    [ ! -e "$root" ] || rm -rf --one-file-system "$root"
+    mkdir -p "$(dirname "$root")"
+    echo "debian-root: making a Debian $suite root in $root (cached for later runs)" >&2
+    if ! debootstrap --variant=minbase --include="$packages" "$suite" "$root" "$MIRROR" \
+            > "$root.log" 2>&1; then
+        tail -n 20 "$root.log" >&2
+        die "debootstrap $suite failed; the whole log: $root.log"
+    fi
+    # pip reaches PyPI through this machine's certificates (a proxy's CA among them).
+    [ ! -f /etc/ssl/certs/ca-certificates.crt ] \
+        || cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/ca-certificates.crt"
+    bring_pip_config "$root"
+    mount_at "$root/proc" -t proc proc
+    # shellcheck disable=SC2086  # the requirements are words
+    if ! chroot "$root" env -i PATH="$ROOT_PATH" HOME=/root LC_ALL=C.UTF-8 "${PIP_ENV[@]}" \
+            python3 -m pip install -q --no-warn-script-location $requirements \
+            >> "$root.log" 2>&1; then
+        tail -n 20 "$root.log" >&2
+        die "pip install in the $suite root failed; the whole log: $root.log"
+    fi
+    unmount_ours
+    # Written last: a root without it is half made and is made again.
+    printf '%s\n' "$recipe" > "$root/.ready"
+}
+
+# --- run -----------------------------------------------------------------------------------
+copy_tree() {
+    local dest=$1
+    if git -C "$TOP" rev-parse --git-dir >/dev/null 2>&1; then
+        git -C "$TOP" ls-files -z --cached --others --exclude-standard \
+            | (cd "$TOP" && while IFS= read -r -d '' f; do
+                   if [ -e "$f" ] || [ -L "$f" ]; then printf '%s\0' "$f"; fi
+               done) \
+            | tar -C "$TOP" --null -T - -cf - | tar -C "$dest" -xf -
+    else
+        tar -C "$TOP" --exclude=./build --exclude=./dist --exclude='./.venv*' \
+            --exclude=__pycache__ -cf - . | tar -C "$dest" -xf -
+    fi
+}
+
+run() {
+    local root
+    root=$(realpath -m "$1"); shift
+    [ -f "$root/.ready" ] || die "$root is not a finished root: make it with '$0 build' first"
+    unmount_under "$root"
+    rm -rf --one-file-system "$root/src" "$root/tmp/pytest-of-root"
+    mkdir "$root/src"
+    copy_tree "$root/src"
+    mount_system "$root"
+    # A clean environment: nothing of the host's Python, venv or PATH leaks in.
+    chroot "$root" env -i PATH="$ROOT_PATH" HOME=/root LC_ALL=C.UTF-8 TMPDIR=/tmp \
+        CI="${CI:-}" ${PYTHONDONTWRITEBYTECODE:+PYTHONDONTWRITEBYTECODE=1} \
+        sh -c 'cd /src && exec "$@"' sh "$@"
+}
+
+case ${1:-} in
+    build) shift; [ $# = 4 ] || die "usage: $0 build ROOT SUITE PACKAGES PIP_REQUIREMENTS"
+           build "$@" ;;
+    run) shift; [ $# -ge 2 ] || die "usage: $0 run ROOT COMMAND..."
+         run "$@" ;;
+    *) die "usage: $0 build ROOT SUITE PACKAGES PIP_REQUIREMENTS | run ROOT COMMAND..." ;;
+esac
