@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
 .PHONY: all deps system-deps venv floor lint test test-floor debian11 test-py39 test-debian11 \
-	demo bench clean tarball srpm rpm rpmlint
+	test-debian12 test-debian13 demo bench clean tarball srpm rpm rpmlint
 
 all: test
 
@@ -75,6 +75,18 @@ test-py39: debian11
 test-debian11: debian11
 	$(DEBIAN_ROOT) run $(DEBIAN11) python3 $(PYTEST) -p no:cacheprovider --bed=only \
 		$(PYTEST_ARGS)
+
+# --- Fresh machines, for real (developer checks, not part of `make test`) -----------------
+# A debootstrap'd Debian 13 (or 12) root, this machine's CA certificates and pip settings,
+# a clone of the committed HEAD, and `CI=true bash .ci/run` in it with chroot, as CI runs
+# it; the Debian 11 root nests inside. The base system is cached in build/debianNN.base.
+test-debian13: system-deps
+	mkdir -p build; { $(DEBIAN_ROOT) machine build/debian13 trixie 2>&1; echo $$? > build/debian13.rc; } \
+		| tee build/debian13.log; exit $$(cat build/debian13.rc)
+
+test-debian12: system-deps
+	mkdir -p build; { $(DEBIAN_ROOT) machine build/debian12 bookworm 2>&1; echo $$? > build/debian12.rc; } \
+		| tee build/debian12.log; exit $$(cat build/debian12.rc)
 
 # --- RPMs ----------------------------------------------------------------------------------
 NAME := onedesk-azuread

@@ -9,6 +9,11 @@
 #   tools/debian-root.sh run ROOT COMMAND...
 #       Run COMMAND as root inside ROOT, in /src: a fresh copy of this working tree
 #       (tracked and untracked files that git does not ignore; never build leftovers).
+#   tools/debian-root.sh machine ROOT SUITE
+#       What CI does on a fresh Debian SUITE machine, for real: a fresh root (copied from a
+#       cached debootstrap in ROOT.base) with this machine's CA certificates and pip
+#       configuration, a clone of this repository's committed HEAD in /work, and
+#       `CI=true bash .ci/run` there, as root, without stdin. Its own roots nest inside.
 #
 # Needs root (debootstrap, mount, chroot). Every mount this script makes is undone when it
 # exits, fails or is interrupted, and mounts left by a killed run are undone before the next.
@@ -109,6 +114,20 @@ bring_pip_config() {
 }
 
 # --- build ---------------------------------------------------------------------------------
+remove() {  # rm -rf, but never through a mount (a bind mount of /opt would be emptied)
+    unmount_under "$1"
+    if awk -v root="$1" '$2 == root || index($2, root "/") == 1 { found = 1 } END { exit !found }' \
+            /proc/mounts; then
+        die "something is still mounted under $1: not removing it"
+    fi
+    [ ! -e "$1" ] || rm -rf --one-file-system "$1"
+}
+
+bring_certificates() {  # pip reaches PyPI through this machine's CAs (a proxy's among them)
+    [ ! -f /etc/ssl/certs/ca-certificates.crt ] \
+        || cp /etc/ssl/certs/ca-certificates.crt "$1/etc/ssl/certs/ca-certificates.crt"
+}
+
 build() {
     local root suite=$2 packages=$3 requirements=$4 recipe
     root=$(realpath -m "$1")
@@ -117,8 +136,7 @@ build() {
         return 0
     fi
     command -v debootstrap >/dev/null || die "debootstrap is missing: make system-deps"
-    unmount_under "$root"
-    [ ! -e "$root" ] || rm -rf --one-file-system "$root"
+    remove "$root"
     mkdir -p "$(dirname "$root")"
     echo "debian-root: making a Debian $suite root in $root (cached for later runs)" >&2
     if ! debootstrap --variant=minbase --include="$packages" "$suite" "$root" "$MIRROR" \
@@ -126,9 +144,8 @@ build() {
         tail -n 20 "$root.log" >&2
         die "debootstrap $suite failed; the whole log: $root.log"
     fi
-    # pip reaches PyPI through this machine's certificates (a proxy's CA among them).
-    [ ! -f /etc/ssl/certs/ca-certificates.crt ] \
-        || cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/ca-certificates.crt"
+    bring_certificates "$root"
+    [ -n "$requirements" ] || { finish "$root" "$recipe"; return 0; }
     bring_pip_config "$root"
     mount_at "$root/proc" -t proc proc
     # shellcheck disable=SC2086  # the requirements are words
@@ -139,8 +156,11 @@ build() {
         die "pip install in the $suite root failed; the whole log: $root.log"
     fi
     unmount_ours
-    # Written last: a root without it is half made and is made again.
-    printf '%s\n' "$recipe" > "$root/.ready"
+    finish "$root" "$recipe"
+}
+
+finish() {  # written last: a root without it is half made and is made again
+    printf '%s\n' "$2" > "$1/.ready"
 }
 
 # --- run -----------------------------------------------------------------------------------
@@ -163,7 +183,8 @@ run() {
     root=$(realpath -m "$1"); shift
     [ -f "$root/.ready" ] || die "$root is not a finished root: make it with '$0 build' first"
     unmount_under "$root"
-    rm -rf --one-file-system "$root/src" "$root/tmp/pytest-of-root"
+    remove "$root/src"
+    remove "$root/tmp/pytest-of-root"
     mkdir "$root/src"
     copy_tree "$root/src"
     mount_system "$root"
@@ -173,10 +194,34 @@ run() {
         sh -c 'cd /src && exec "$@"' sh "$@"
 }
 
+# --- machine -------------------------------------------------------------------------------
+# A fresh machine as CI gets it: the packages FACTS.md names, nothing of this project's.
+MACHINE_PACKAGES=git,make,ca-certificates,python3,python3-venv
+machine() {
+    local root suite=$2 clone
+    root=$(realpath -m "$1")
+    build "$root.base" "$suite" "$MACHINE_PACKAGES" ""
+    remove "$root"
+    echo "debian-root: a fresh Debian $suite machine in $root" >&2
+    cp -a "$root.base" "$root"
+    rm -f "$root/.ready"
+    bring_certificates "$root"
+    bring_pip_config "$root"
+    mount_system "$root"
+    clone=/work/$(basename "$TOP")
+    git clone -q --no-hardlinks "$TOP" "$root$clone"
+    echo "debian-root: CI=true bash .ci/run in $root$clone ($(git -C "$TOP" log -1 --format=%h))" >&2
+    # As CI runs it: root, no stdin, this machine's pip settings, nothing else of the host.
+    chroot "$root" env -i PATH="$ROOT_PATH" HOME=/root LC_ALL=C.UTF-8 TMPDIR=/tmp CI=true \
+        "${PIP_ENV[@]}" sh -c 'cd "$1" && exec bash .ci/run' sh "$clone" < /dev/null
+}
+
 case ${1:-} in
     build) shift; [ $# = 4 ] || die "usage: $0 build ROOT SUITE PACKAGES PIP_REQUIREMENTS"
            build "$@" ;;
     run) shift; [ $# -ge 2 ] || die "usage: $0 run ROOT COMMAND..."
          run "$@" ;;
-    *) die "usage: $0 build ROOT SUITE PACKAGES PIP_REQUIREMENTS | run ROOT COMMAND..." ;;
+    machine) shift; [ $# = 2 ] || die "usage: $0 machine ROOT SUITE"
+             machine "$@" ;;
+    *) die "usage: $0 build ROOT SUITE PACKAGES PIP_REQUIREMENTS | run ROOT COMMAND... | machine ROOT SUITE" ;;
 esac
