@@ -130,5 +130,7 @@ demo: deps
 bench: deps
 	$(BIN)/python tools/bench.py
 
+# A root left mounted by a killed run has the host's /dev inside: unmount before rm.
 clean:
+	$(DEBIAN_ROOT) remove build
 	rm -rf $(VENV) $(FLOOR_VENV) dist build *.egg-info .pytest_cache .hypothesis .ruff_cache

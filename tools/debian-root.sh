@@ -14,6 +14,8 @@
 #       cached debootstrap in ROOT.base) with this machine's CA certificates and pip
 #       configuration, a clone of this repository's committed HEAD in /work, and
 #       `CI=true bash .ci/run` there, as root, without stdin. Its own roots nest inside.
+#   tools/debian-root.sh remove DIR...
+#       rm -rf DIR once whatever is mounted below it is unmounted (make clean).
 #
 # Needs root (debootstrap, mount, chroot). Every mount this script makes is undone when it
 # exits, fails or is interrupted, and mounts left by a killed run are undone before the next.
@@ -24,7 +26,9 @@ ROOT_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 TOP=$(cd "$(dirname "$0")/.." && pwd)
 
 die() { echo "debian-root: $*" >&2; exit 1; }
-[ "$(id -u)" = 0 ] || die "needs root (debootstrap, mount and chroot); CI runs as root"
+need_root() {
+    [ "$(id -u)" = 0 ] || die "needs root (debootstrap, mount and chroot); CI runs as root"
+}
 
 # --- mounts: each one recorded, all undone on the way out ---------------------------------
 MOUNTS=()
@@ -217,11 +221,15 @@ machine() {
 }
 
 case ${1:-} in
+    build|run|machine) need_root ;;
+esac
+case ${1:-} in
     build) shift; [ $# = 4 ] || die "usage: $0 build ROOT SUITE PACKAGES PIP_REQUIREMENTS"
            build "$@" ;;
     run) shift; [ $# -ge 2 ] || die "usage: $0 run ROOT COMMAND..."
          run "$@" ;;
     machine) shift; [ $# = 2 ] || die "usage: $0 machine ROOT SUITE"
              machine "$@" ;;
-    *) die "usage: $0 build ROOT SUITE PACKAGES PIP_REQUIREMENTS | run ROOT COMMAND... | machine ROOT SUITE" ;;
+    remove) shift; for dir; do remove "$(realpath -m "$dir")"; done ;;
+    *) die "usage: $0 build ROOT SUITE PACKAGES PIP_REQUIREMENTS | run ROOT COMMAND... | machine ROOT SUITE | remove DIR..." ;;
 esac
