@@ -149,7 +149,10 @@ build() {
         die "debootstrap $suite failed; the whole log: $root.log"
     fi
     bring_certificates "$root"
-    [ -n "$requirements" ] || { finish "$root" "$recipe"; return 0; }
+    if [ -z "$requirements" ]; then
+        finish "$root" "$recipe"
+        return 0
+    fi
     bring_pip_config "$root"
     mount_at "$root/proc" -t proc proc
     # shellcheck disable=SC2086  # the requirements are words
@@ -161,6 +164,7 @@ build() {
     fi
     unmount_ours
     finish "$root" "$recipe"
+    echo "debian-root: the $suite root took $SECONDS s to make" >&2
 }
 
 finish() {  # written last: a root without it is half made and is made again
@@ -193,9 +197,12 @@ run() {
     copy_tree "$root/src"
     mount_system "$root"
     # A clean environment: nothing of the host's Python, venv or PATH leaks in.
+    local start=$SECONDS rc=0
     chroot "$root" env -i PATH="$ROOT_PATH" HOME=/root LC_ALL=C.UTF-8 TMPDIR=/tmp \
         CI="${CI:-}" ${PYTHONDONTWRITEBYTECODE:+PYTHONDONTWRITEBYTECODE=1} \
-        sh -c 'cd /src && exec "$@"' sh "$@"
+        sh -c 'cd /src && exec "$@"' sh "$@" || rc=$?
+    echo "debian-root: exit status $rc after $((SECONDS - start)) s in $root" >&2
+    return "$rc"
 }
 
 # --- machine -------------------------------------------------------------------------------
@@ -216,8 +223,11 @@ machine() {
     git clone -q --no-hardlinks "$TOP" "$root$clone"
     echo "debian-root: CI=true bash .ci/run in $root$clone ($(git -C "$TOP" log -1 --format=%h))" >&2
     # As CI runs it: root, no stdin, this machine's pip settings, nothing else of the host.
+    local start=$SECONDS rc=0
     chroot "$root" env -i PATH="$ROOT_PATH" HOME=/root LC_ALL=C.UTF-8 TMPDIR=/tmp CI=true \
-        "${PIP_ENV[@]}" sh -c 'cd "$1" && exec bash .ci/run' sh "$clone" < /dev/null
+        "${PIP_ENV[@]}" sh -c 'cd "$1" && exec bash .ci/run' sh "$clone" < /dev/null || rc=$?
+    echo "debian-root: CI on Debian $suite: exit status $rc after $((SECONDS - start)) s" >&2
+    return "$rc"
 }
 
 case ${1:-} in

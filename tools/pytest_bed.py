@@ -4,7 +4,8 @@ name the versions under test in the header.
 `--bed=only` keeps the tests that use the `bed` fixture (tests/conftest.py: real rpmbuild,
 createrepo_c, dnf and rpm), directly or through another fixture; `--bed=without` keeps the
 others (unit, CLI, online). The split follows the fixture, not file or test names, so tests
-added later land on the right side by themselves. Dropped tests are deselected, not skipped.
+added later land on the right side by themselves; `--deselect-fixture=NAME` drops the tests
+that use another fixture. Dropped tests are deselected, not skipped.
 
 `--no-skip` turns every skip into a failure: a test that cannot run where `make test` runs
 (a missing tool, not root) must say so loudly instead of passing by silence.
@@ -41,18 +42,22 @@ def pytest_addoption(parser):
     group = parser.getgroup("onedesk")
     group.addoption("--bed", choices=("only", "without"), default=None,
                     help="keep only the tests that use the rpm test bed, or only the others")
+    group.addoption("--deselect-fixture", action="append", default=[], metavar="NAME",
+                    help="deselect every test that uses the fixture NAME (repeatable)")
     group.addoption("--no-skip", action="store_true", default=False,
                     help="report a skipped test as a failure")
 
 
 def pytest_collection_modifyitems(config, items):
     which = config.getoption("bed")
-    if which is None:
+    unwanted = set(config.getoption("deselect_fixture"))
+    if which is None and not unwanted:
         return
     keep, drop = [], []
     for item in items:
-        uses_bed = "bed" in getattr(item, "fixturenames", ())
-        (keep if uses_bed == (which == "only") else drop).append(item)
+        fixtures = set(getattr(item, "fixturenames", ()))
+        wanted = which is None or ("bed" in fixtures) == (which == "only")
+        (keep if wanted and not fixtures & unwanted else drop).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
