@@ -133,7 +133,7 @@ bring_certificates() {  # pip reaches PyPI through this machine's CAs (a proxy's
 }
 
 build() {
-    local root suite=$2 packages=$3 requirements=$4 recipe
+    local root suite=$2 packages=$3 requirements=$4 recipe start=$SECONDS
     root=$(realpath -m "$1")
     recipe="suite=$suite mirror=$MIRROR packages=$packages pip=$requirements"
     if [ -f "$root/.ready" ] && [ "$(cat "$root/.ready")" = "$recipe" ]; then
@@ -164,7 +164,7 @@ build() {
     fi
     unmount_ours
     finish "$root" "$recipe"
-    echo "debian-root: the $suite root took $SECONDS s to make" >&2
+    echo "debian-root: the $suite root took $((SECONDS - start)) s to make" >&2
 }
 
 finish() {  # written last: a root without it is half made and is made again
