@@ -220,6 +220,8 @@ machine() {
     bring_pip_config "$root"
     mount_system "$root"
     clone=/work/$(basename "$TOP")
+    [ -z "$(git -C "$TOP" status --porcelain --untracked-files=no)" ] \
+        || echo "debian-root: note: uncommitted changes are not in the clone (it is HEAD)" >&2
     git clone -q --no-hardlinks "$TOP" "$root$clone"
     echo "debian-root: CI=true bash .ci/run in $root$clone ($(git -C "$TOP" log -1 --format=%h))" >&2
     # As CI runs it: root, no stdin, this machine's pip settings, nothing else of the host.
