@@ -24,6 +24,7 @@ set -euo pipefail
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 ROOT_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 TOP=$(cd "$(dirname "$0")/.." && pwd)
+PATH=$PATH:/usr/sbin:/sbin  # chroot and debootstrap, for a root whose PATH lacks them
 
 die() { echo "debian-root: $*" >&2; exit 1; }
 need_root() {
