@@ -1,25 +1,26 @@
 #!/bin/sh
 # Install the system tools the tests and the demo run for real: bash, Python's
-# venv, and (for the packaging tests) rpm, rpmbuild, dnf, createrepo_c.
+# venv, (for the packaging tests) rpm, rpmbuild, dnf, createrepo_c, and debootstrap (the
+# Debian 11 root that stands in for EL 9's Python 3.9 and rpm 4.16: tools/debian-root.sh).
 # Does nothing when they are all present; needs root otherwise.
 set -eu
 need=""
 have() { command -v "$1" >/dev/null 2>&1; }
 /usr/bin/python3 -c 'import venv, ensurepip' 2>/dev/null || need="$need venv"
-for tool in bash rpm rpmbuild rpm2cpio cpio dnf createrepo_c rpmlint; do
+for tool in bash rpm rpmbuild rpm2cpio cpio dnf createrepo_c rpmlint debootstrap; do
     have "$tool" || need="$need $tool"
 done
-/usr/bin/python3 -c 'import dnf, configobj, setuptools' 2>/dev/null || need="$need python3-dnf/configobj/setuptools"
+/usr/bin/python3 -c 'import dnf, configobj, click, setuptools' 2>/dev/null || need="$need python3-dnf/configobj/click/setuptools"
 [ -e /bin/busybox ] || [ -e /usr/bin/busybox ] || need="$need busybox"
 [ -z "$need" ] && exit 0
 echo "system-deps: installing (missing:$need)" >&2
 if have apt-get; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    apt-get install -y -qq --no-install-recommends bash python3-venv python3-setuptools python3-configobj rpm rpm2cpio cpio dnf \
-        python3-dnf createrepo-c busybox-static rpmlint >/dev/null
+    apt-get install -y -qq --no-install-recommends bash python3-venv python3-setuptools python3-configobj python3-click rpm rpm2cpio cpio dnf \
+        python3-dnf createrepo-c busybox-static rpmlint debootstrap >/dev/null
 elif have dnf; then
-    dnf install -y -q bash python3 python3-setuptools python3-configobj rpm-build cpio dnf python3-dnf createrepo_c busybox rpmlint
+    dnf install -y -q bash python3 python3-setuptools python3-configobj python3-click rpm-build cpio dnf python3-dnf createrepo_c busybox rpmlint debootstrap
 else
     echo "system-deps: need apt-get or dnf to install:$need" >&2
     exit 1
