@@ -9,7 +9,7 @@ from collections.abc import Callable
 from datetime import date
 
 from . import CLIENT_ID, KEYS, SECRET, settings, shellfile, state, validation
-from .errors import OnedeskError, SettingsError
+from .errors import OnedeskError
 from .settings import Paths, Snapshot
 from .validation import Finding
 
@@ -54,7 +54,12 @@ class Inspection(namedtuple("Inspection", "snapshot expires findings")):
 
 
 def inspect(paths: Paths, today: date | None = None, validate: bool = True) -> Inspection:
-    snapshot = settings.read(paths.settings)
+    return _inspected(paths, settings.read(paths.settings), today, validate)
+
+
+def _inspected(paths: Paths, snapshot: Snapshot, today: date | None = None,
+               validate: bool = True) -> Inspection:
+    """The findings for one snapshot of the file (as read by ``inspect`` or under the lock)."""
     expires = state.load_expiry(paths.state_dir, snapshot.doc.value(SECRET))
     findings = []
     if validate:
@@ -92,36 +97,38 @@ def check(paths: Paths, fix: bool = False, today: date | None = None,
           refuse: Callable[[Inspection], None] | None = None) -> CheckResult:
     """Validate; with ``fix``, apply every repairable finding first (rewrite, mode, owner).
 
-    The repair is worked out from the file as validated again under the write
-    lock, so what is written is exactly what was checked (git's lockfile).
-    ``refuse(inspection)`` runs there and may raise to stop before anything is
-    written; with it, the file is always re-validated under the lock.
+    With ``fix`` the file is validated under the write lock, from the very
+    snapshot the repair rewrites, so what is written is exactly what was checked
+    (git's lockfile). ``refuse(inspection)`` runs there and may raise to stop
+    before anything is written. bash reads the file once for that check (and
+    once more, for the report, only when something was repaired).
     """
-    before = inspect(paths, today)
-    if not fix or (refuse is None and not any(f.repairable for f in before.findings)):
+    if not fix:
+        before = inspect(paths, today)
         return CheckResult(before, before, [], before.values)
     locked: list[tuple[Inspection, dict[str, str | None]]] = []
 
     def canonical(snapshot: Snapshot) -> str:
-        current = inspect(paths, today)
-        if current.snapshot.data != snapshot.data:
-            # Someone wrote without the lock between two reads: check nothing half-seen.
-            raise SettingsError(f"{paths.settings}: changed while it was being checked; "
-                                f"run the command again")
+        current = _inspected(paths, snapshot, today)
         if refuse is not None:
             refuse(current)
-        text = shellfile.rewrite(snapshot.doc, validation.canonical_values(snapshot.doc))
+        if not any(f.repairable for f in current.findings):
+            text = snapshot.doc.text  # nothing to repair: nothing is written
+        else:
+            text = shellfile.rewrite(snapshot.doc, validation.canonical_values(snapshot.doc))
         written = shellfile.parse(text, KEYS, paths.settings)
         locked.append((current, {key: written.value(key) for key in KEYS}))
         return text
 
-    settings.update(paths.settings, canonical, state_dir=paths.state_dir, fix_permissions=True)
+    done = settings.update(paths.settings, canonical, state_dir=paths.state_dir,
+                           fix_permissions=True)
     before, values = locked[-1]
+    if not (done.written or done.permissions_fixed):
+        return CheckResult(before, before, [], values)
     after = inspect(paths, today)
     still = {(f.code, f.key) for f in after.findings}
     repaired = [f for f in before.findings if f.repairable and (f.code, f.key) not in still]
     return CheckResult(before, after, repaired, values)
-
 
 def _lines(doc: shellfile.Document, key: str) -> list[str]:
     return [doc.text[e.start:e.end] for e in doc.entries_for(key)]

@@ -152,6 +152,8 @@ def update(path: str, edit: Callable[[Snapshot], str], *, state_dir: str,
         data = text.encode("utf-8")
         uid = 0 if (fix_permissions or before.uid is None) else before.uid
         gid = 0 if (fix_permissions or before.gid is None) else before.gid
+        if not before.exists and not data:
+            return Update(before, False, False)  # nothing to write, and no file to fix
         if before.exists and data == before.data:
             fixed = fix_permissions and _fix_permissions(path, before)
             return Update(before, False, fixed)

@@ -445,3 +445,9 @@ def test_everything_closed_is_an_error_and_changes_nothing(root, settings_path):
     proc = closed(root, "<&- >&- 2>&-", "set", "--secret-stdin")
     assert proc.returncode == 2
     assert settings_path.read_bytes() == before
+
+
+def test_check_fix_on_a_missing_file_creates_none(run, settings_path):
+    result = run("check", "--fix")
+    assert result.exit_code == 1  # both entries missing
+    assert not settings_path.exists()

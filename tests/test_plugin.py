@@ -11,7 +11,7 @@ from datetime import date
 
 import pytest
 
-from onedesk_azuread import operations, settings, state, transaction
+from onedesk_azuread import settings, state, transaction
 from onedesk_azuread.settings import Paths
 
 from .conftest import CLIENT_ID, OTHER_SECRET, SECRET, SECRET_ID, make_runner
@@ -172,19 +172,15 @@ def test_inject_refuses_a_file_made_invalid_after_the_preflight(paths):
 
 
 def test_inject_validates_under_the_lock_what_it_repairs(paths, monkeypatch):
-    # A repairable file, so that the repair is written; it turns bad right after the check
-    # that runs before the lock is taken.
+    # A repairable file, so that the repair would be written; it turns bad at the last
+    # moment before the lock is taken: what is validated is what is read under the lock.
     _write(paths, GOOD.replace("\n", "\r\n"))
-    real = operations.inspect
-    calls = []
+    real = state.locked
 
     def racing(*args, **kwargs):
-        result = real(*args, **kwargs)
-        if not calls:
-            _write(paths, PASTED_ID.replace("\n", "\r\n"))
-        calls.append(1)
-        return result
-    monkeypatch.setattr(operations, "inspect", racing)
+        _write(paths, PASTED_ID.replace("\n", "\r\n"))
+        return real(*args, **kwargs)
+    monkeypatch.setattr(state, "locked", racing)
     with pytest.raises(transaction.Blocked):
         transaction.inject(paths)
     assert _read(paths) == PASTED_ID.replace("\n", "\r\n")  # nothing written
