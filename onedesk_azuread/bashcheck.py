@@ -80,8 +80,22 @@ class _stdin:  # noqa: N801 - used like a function: `with _stdin(data) as f`
             self.file.close()
 
 
+# bash's verdict on the last text it was asked about. A guarded dnf transaction asks about
+# the same, unchanged file in `resolved` and again under the lock in `pre_transaction`;
+# the answer depends on nothing but the text (a fixed PATH and locale), so it is asked once.
+_last: list = []  # [(text, verdict)], at most one
+
+
 def check(text: str) -> Unparsable | None:
     """None when bash parses ``text``; else where and why it does not."""
+    if _last and _last[0][0] == text:
+        return _last[0][1]
+    verdict = _ask(text)
+    _last[:] = [(text, verdict)]
+    return verdict
+
+
+def _ask(text: str) -> Unparsable | None:
     import subprocess  # late: `show` never runs bash
 
     bash = find_bash()

@@ -127,6 +127,14 @@ socket.getaddrinfo = _guarded_getaddrinfo
 
 
 @pytest.fixture(autouse=True)
+def _bash_asked_afresh():
+    """bashcheck remembers its last verdict within a process: each test asks bash anew."""
+    from onedesk_azuread import bashcheck
+
+    del bashcheck._last[:]
+
+
+@pytest.fixture(autouse=True)
 def _no_outside_network():
     del _outside_attempts[:]
     yield

@@ -354,3 +354,21 @@ def test_without_dev_stdin_bash_still_gives_its_verdict(monkeypatch):
     assert problem is not None and problem.line is None
     assert "unexpected end of file" in problem.message
     assert bashcheck.check(CID + "[[ a b ]]\n") is not None  # printed, though bash exits 0
+
+
+def test_bash_is_asked_once_about_an_unchanged_text(monkeypatch):
+    # The dnf plugin checks the same file in resolved and again under the lock.
+    import subprocess
+
+    calls = []
+    real = subprocess.run
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+    monkeypatch.setattr(subprocess, "run", counting)
+    assert bashcheck.check(CID + CIS) is None
+    assert bashcheck.check(CID + CIS) is None
+    assert len(calls) == 1
+    assert bashcheck.check(CID + "if\n") is not None  # another text: asked again
+    assert len(calls) == 2
