@@ -401,6 +401,11 @@ def replace_file(path: str, data: bytes, *, uid: int | None = None, gid: int | N
                     os.unlink(leftover)
 
 
+# A settings file that is no settings file: what to say, once for every reader and writer.
+SETTINGS_IS_DIRECTORY = "{path}: is a directory, not a settings file (name the file with --file)"
+SETTINGS_NOT_REGULAR = "{path}: is not a regular file (name the settings file with --file)"
+
+
 def regular_file_or_absent(path: str, error=SettingsError) -> os.stat_result | None:
     """lstat ``path``: None when absent; an error for a symlink or anything not a regular file."""
     try:
@@ -413,7 +418,7 @@ def regular_file_or_absent(path: str, error=SettingsError) -> os.stat_result | N
         raise error(f"{path}: is a symbolic link; refusing to write through it "
                     f"(name the real file with --file)")
     if stat.S_ISDIR(st.st_mode):
-        raise error(f"{path}: is a directory, not a settings file (name the file with --file)")
+        raise error(SETTINGS_IS_DIRECTORY.format(path=path))
     if not stat.S_ISREG(st.st_mode):
-        raise error(f"{path}: is not a regular file (name the settings file with --file)")
+        raise error(SETTINGS_NOT_REGULAR.format(path=path))
     return st

@@ -37,7 +37,8 @@ class VerificationFailed(OnedeskError):
 
 def mask(secret: str) -> str:
     """What may be shown of a secret: the 3-character hint Azure itself shows."""
-    return secret[:3] + "…" if len(secret) > 3 else "…"
+    hint = validation.secret_hint(secret)
+    return hint + "…" if len(secret) > len(hint) else "…"
 
 
 class Inspection(namedtuple("Inspection", "snapshot expires findings")):

@@ -10,6 +10,8 @@ from collections.abc import Callable
 from . import KEYS, bashcheck, shellfile, state
 from .errors import ParseError, SettingsError
 from .fsutil import (
+    SETTINGS_IS_DIRECTORY,
+    SETTINGS_NOT_REGULAR,
     describe_oserror,
     regular_file_or_absent,
     remove_stale_temps,
@@ -81,18 +83,15 @@ def read(path: str) -> Snapshot:
     except FileNotFoundError:
         return Snapshot(path, None, None, None, None, shellfile.parse("", KEYS, path))
     except IsADirectoryError:
-        raise SettingsError(f"{path}: is a directory, not a settings file "
-                            f"(name the file with --file)") from None
+        raise SettingsError(SETTINGS_IS_DIRECTORY.format(path=path)) from None
     except OSError as exc:
         raise SettingsError(describe_oserror(path, "read", exc)) from None
     try:
         st = os.fstat(fd)
         if stat.S_ISDIR(st.st_mode):
-            raise SettingsError(f"{path}: is a directory, not a settings file "
-                                f"(name the file with --file)")
+            raise SettingsError(SETTINGS_IS_DIRECTORY.format(path=path))
         if not stat.S_ISREG(st.st_mode):
-            raise SettingsError(f"{path}: is not a regular file (name the settings file "
-                                f"with --file)")
+            raise SettingsError(SETTINGS_NOT_REGULAR.format(path=path))
         chunks = []
         while True:
             chunk = os.read(fd, 1 << 16)

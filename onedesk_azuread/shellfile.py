@@ -28,6 +28,10 @@ SPACED = "spaced-assignment"
 EXPANSION = "shell-expansion"
 TRAILING = "shell-syntax"
 
+# One of our lines whose value cannot be read (the file is not changed).
+UNREADABLE_ENTRY = ("{path}:{line}: {key} has {what}; write the value on one line in matching "
+                    "quotes, or run: onedesk-azuread set")
+
 _ASSIGNMENT = re.compile(
     r"(?P<bom>\ufeff?)[ \t]*(?:export[ \t]+)?(?P<key>[A-Za-z_][A-Za-z0-9_]*)"
     r"(?P<before>[ \t]*)=(?P<after>[ \t]*)"
@@ -177,10 +181,8 @@ def _parse_entry(text: str, start: int, end: int, line: int, key: str,
             value, stop, expands = _read_word(body, match.end())
     except ValueError as exc:
         what = "an unterminated quote" if str(exc) == "quote" else "a backslash at the end"
-        raise ParseError(
-            f"{path}:{line}: {key} has {what}; write the value on one line "
-            f"in matching quotes, or run: onedesk-azuread set"
-        ) from None
+        raise ParseError(UNREADABLE_ENTRY.format(path=path, line=line, key=key, what=what)) \
+            from None
     if CRLF in problems and value.endswith("\r"):
         value = value[:-1]  # bash keeps the CR in the value; the writer did not mean it
     tail = body[stop:].strip(" \t\r")
@@ -316,10 +318,9 @@ class _Scanner:
             if (match and match.group("key") in self.keys
                     and re.fullmatch(r"\ufeff?[ \t]*(?:export[ \t]+)?",
                                      text[line_start:exc.word_start])):
-                raise ParseError(
-                    f"{self.path}:{self.line_of(line_start)}: {match.group('key')} has an "
-                    f"unterminated quote; write the value on one line in matching quotes, "
-                    f"or run: onedesk-azuread set")
+                raise ParseError(UNREADABLE_ENTRY.format(
+                    path=self.path, line=self.line_of(line_start), key=match.group("key"),
+                    what="an unterminated quote"))
         zone = min(self.top_start, exc.offset)
         line = self.line_of(exc.offset)  # at the end of the file: the line after, as bash says
         self.entries = [e for e in self.entries if e.start < zone]

@@ -145,7 +145,9 @@ def load_expiry(state_dir: str, secret: str | None) -> date | None:
 
 def secret_label(secret: str):
     """How Azure's portal tells a secret apart without showing it: hint and length."""
-    return secret[:3], len(secret)
+    from .validation import secret_hint
+
+    return secret_hint(secret), len(secret)
 
 
 def save_expiry(state_dir: str, secret: str, expires: date) -> None:

@@ -20,6 +20,9 @@ WARNING = "warning"
 EXPIRY_WARNING_DAYS = 30
 SECRET_MIN, SECRET_MAX = 16, 64
 
+# What may be shown of a secret: Azure's own portal lists secrets by their first 3 characters.
+HINT_LENGTH = 3
+
 GUID = re.compile(r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}")
 # Secrets issued since 2021: a 3-character hint, a digit, "Q~", then the rest.
 CURRENT_SECRET = re.compile(r"[A-Za-z0-9_~.]{3}\dQ~[A-Za-z0-9_~.-]{31,34}")
@@ -65,6 +68,11 @@ class _Invalid(Exception):
         super().__init__(code)
         self.code = code
         self.detail = detail
+
+
+def secret_hint(secret: str) -> str:
+    """The part of a secret that may be shown (Azure's "hint")."""
+    return secret[:HINT_LENGTH]
 
 
 def normalize_client_id(value: str) -> str:

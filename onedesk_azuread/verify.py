@@ -12,6 +12,8 @@ import time
 from collections import namedtuple
 from urllib.parse import urlsplit
 
+from .validation import GUID
+
 VALID = "valid"
 INVALID = "invalid"
 UNVERIFIED = "unverified"
@@ -27,7 +29,6 @@ CLOUDS = {
 DEFAULT_TIMEOUT = 10.0
 # Tenants that name no directory: a secret can only be checked against one.
 MULTI_TENANT_ALIASES = ("common", "organizations", "consumers")
-_GUID = re.compile(r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}")
 _DOMAIN = re.compile(
     r"(?=.{4,253}$)([A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}")
 _AADSTS = re.compile(r"AADSTS(\d+)")
@@ -57,7 +58,7 @@ def check_tenant(tenant: str) -> str:
     if tenant.lower() in MULTI_TENANT_ALIASES:
         raise ValueError(f"'{tenant}' names no directory, so it cannot verify a secret; give the "
                          "tenant ID (a GUID) or a verified domain of the tenant the app lives in")
-    if not (_GUID.fullmatch(tenant) or _DOMAIN.fullmatch(tenant)):
+    if not (GUID.fullmatch(tenant) or _DOMAIN.fullmatch(tenant)):
         raise ValueError(f"'{tenant}' is neither a tenant ID (GUID) nor a domain name")
     return tenant
 
