@@ -151,11 +151,9 @@ class OnedeskAzureAD(dnf.Plugin):
         return None
 
     def _paths(self):
-        from onedesk_azuread.settings import Paths
+        from onedesk_azuread.paths import Paths
 
-        root = self.base.conf.installroot or '/'
-        settings = os.path.join(root, self.settings_file.lstrip('/'))
-        return Paths(root, settings, Paths.under(root).state_dir)
+        return Paths.inside(self.base.conf.installroot, self.settings_file)
 
     def _guarded(self, step, failed=MSG_FAILED, unexpected=MSG_UNEXPECTED):
         """Run ``step``; any failure stops dnf with one clear line, never a traceback."""

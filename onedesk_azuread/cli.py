@@ -18,7 +18,7 @@ import click
 
 from . import CLIENT_ID, SECRET, __version__, fsutil, operations, state, verify
 from .errors import OnedeskError
-from .settings import Paths
+from .paths import Paths
 from .validation import ERROR, Finding
 
 EXIT_PROBLEM = 1

@@ -38,7 +38,7 @@ from __future__ import annotations
 import os
 
 from .errors import OnedeskError, StateError
-from .settings import DEFAULT_FILE, Paths
+from .paths import DEFAULT_FILE, Paths
 
 CALLBACKS = ("goal_resolved", "pre_transaction", "post_transaction")
 # ${pkg.action} of a package coming in: install, upgrade, downgrade, reinstall.
@@ -127,9 +127,7 @@ def run(callback: str, root: str, action: str, nevra: str, pid: str, *, require:
 
 def _paths(root: str, settings_file: str) -> Paths:
     """As the dnf 4 plugin's: the settings file and the state inside the installroot."""
-    root = os.path.abspath(root or "/")
-    settings = os.path.join(root, settings_file.lstrip("/"))
-    return Paths(root, settings, Paths.under(root).state_dir)
+    return Paths.inside(root, settings_file)
 
 
 # --- goal_resolved --------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from . import state
 from .errors import StateError
 from .fsutil import describe_oserror
-from .settings import Paths
+from .paths import Paths
 
 JOURNAL_FILE = "apply.json"
 LOCK_FILE = "apply.lock"

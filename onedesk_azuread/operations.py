@@ -10,7 +10,8 @@ from datetime import date
 
 from . import CLIENT_ID, KEYS, SECRET, settings, shellfile, state, validation
 from .errors import OnedeskError
-from .settings import Paths, Snapshot
+from .paths import Paths
+from .settings import Snapshot
 from .validation import Finding
 
 

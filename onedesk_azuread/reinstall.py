@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from . import journal, operations, packages, state, transaction
 from .errors import OnedeskError, StateError
 from .packages import DB_UTILS, ONEDESK_PACKAGES
-from .settings import Paths
+from .paths import Paths
 from .status import status
 
 HELD_SIGNALS = (signal.SIGINT, signal.SIGHUP, signal.SIGTERM)

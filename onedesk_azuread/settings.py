@@ -18,31 +18,6 @@ from .fsutil import (
     replace_file,
 )
 
-DEFAULT_FILE = "/root/.OneDesk"
-STATE_DIR = "/var/lib/onedesk-azuread"
-
-
-class Paths(namedtuple("Paths", "root settings state_dir")):
-    """Where the settings file and the tool's state live, under a root like `rpm --root`."""
-
-    __slots__ = ()
-    # root: str
-    # settings: str
-    # state_dir: str
-
-    @classmethod
-    def under(cls, root: str | None = None, settings: str | None = None) -> Paths:
-        root = os.path.abspath(root or "/")
-        return cls(
-            root=root,
-            settings=os.path.abspath(settings) if settings else _join(root, DEFAULT_FILE),
-            state_dir=_join(root, STATE_DIR),
-        )
-
-
-def _join(root: str, absolute: str) -> str:
-    return os.path.join(root, absolute.lstrip("/"))
-
 
 class Snapshot(namedtuple("Snapshot", "path data mode uid gid doc nlink", defaults=(None,))):
     """The settings file as read at one moment."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import namedtuple
 
 from . import CLIENT_ID, SECRET, journal, operations, packages, state, validation
-from .settings import Paths
+from .paths import Paths
 
 NOT_INSTALLED = "not installed"
 

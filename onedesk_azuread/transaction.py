@@ -14,7 +14,7 @@ from collections import namedtuple
 
 from . import CLIENT_ID, KEYS, SECRET, operations, state, validation
 from .errors import OnedeskError
-from .settings import Paths
+from .paths import Paths
 from .validation import Finding
 
 PLUGIN_CONF = "onedesk_azuread.conf"

@@ -66,7 +66,7 @@ def wait_until_done(root):
     """Wait (at most 5 minutes) until the dnf that a killed apply started has exited: it
     holds apply's lock until then (a deadlock breaker, not a timing assertion)."""
     from onedesk_azuread import journal
-    from onedesk_azuread.settings import Paths
+    from onedesk_azuread.paths import Paths
 
     for _ in range(3000):
         if not journal.running(Paths.under(root.path)):
@@ -389,7 +389,7 @@ def test_a_garbled_journal_is_one_line_and_removes_nothing(root_with_onedesk):
 
 def test_one_apply_at_a_time_and_status_says_one_is_running(root_with_onedesk):
     from onedesk_azuread import journal
-    from onedesk_azuread.settings import Paths
+    from onedesk_azuread.paths import Paths
 
     root = root_with_onedesk
     paths = Paths.under(root.path)

@@ -14,6 +14,7 @@ import pytest
 
 from onedesk_azuread import KEYS, bashcheck, settings, shellfile
 from onedesk_azuread.errors import OnedeskError, ParseError
+from onedesk_azuread.paths import Paths
 
 from .conftest import CLIENT_ID, OTHER_SECRET, SECRET, bash_reads
 
@@ -98,7 +99,7 @@ READ_AS_BASH_DOES = {
 
 
 def _state_dir(settings_path):
-    return settings.Paths.under(str(settings_path.parent.parent)).state_dir
+    return Paths.under(str(settings_path.parent.parent)).state_dir
 
 
 def _write(path, text):
@@ -320,7 +321,7 @@ def test_the_plugin_blocks_and_its_repair_refuses(root, settings_path):
 
     _write(settings_path, CORPUS["if-block-false"].replace(CID, CID.replace("\n", "\r\n")))
     before = settings_path.read_bytes()
-    paths = settings.Paths.under(str(root))
+    paths = Paths.under(str(root))
     found = transaction.preflight(paths, require=False)
     assert found.present
     assert [f.code for f in found.blocking] == ["unsupported-construct"]
@@ -337,7 +338,7 @@ def test_an_entry_only_in_an_unsupported_construct_still_blocks_the_plugin(root,
     from onedesk_azuread import transaction
 
     _write(settings_path, f"if true; then\n  AZUREAD_CIS={SECRET}\nfi\n")
-    found = transaction.preflight(settings.Paths.under(str(root)), require=False)
+    found = transaction.preflight(Paths.under(str(root)), require=False)
     assert found.present
     assert "unsupported-construct" in [f.code for f in found.blocking]
 

@@ -42,7 +42,7 @@ def test_the_plugin_path_never_loads_msal_or_requests(root):
                         "AZUREAD_CIS=Xk74Q~pL.mN3-rT_vW8yZ1aB2cD3eF4gH5iJ6kL7\n")
     probe = ("import json, sys\n"
              "from onedesk_azuread import transaction\n"
-             "from onedesk_azuread.settings import Paths\n"
+             "from onedesk_azuread.paths import Paths\n"
              "paths = Paths.under(sys.argv[1])\n"
              "assert not transaction.preflight(paths, True).blocking\n"
              "repaired, env = transaction.inject(paths)\n"

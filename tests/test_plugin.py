@@ -12,7 +12,7 @@ from datetime import date
 import pytest
 
 from onedesk_azuread import settings, state, transaction
-from onedesk_azuread.settings import Paths
+from onedesk_azuread.paths import Paths
 
 from .conftest import CLIENT_ID, OTHER_SECRET, SECRET, SECRET_ID, make_runner
 from .rpmbed import ENV_RECORDER, RECORDS, run

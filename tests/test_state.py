@@ -32,7 +32,7 @@ PLUGIN = """
 import sys
 from onedesk_azuread import transaction
 from onedesk_azuread.errors import OnedeskError
-from onedesk_azuread.settings import Paths
+from onedesk_azuread.paths import Paths
 paths = Paths.under(sys.argv[1])
 try:
     for step in sys.argv[2:]:
