@@ -80,7 +80,7 @@ def lock_timeout(error=StateError) -> float:
     return seconds
 
 
-def _open_lock_file(path: str, error) -> int:
+def open_lock_file(path: str, error) -> int:
     """The lock file, created mode 0600; refused if it is anything but our own regular file.
 
     Opened read-only (flock needs no write access, and an existing lock file then
@@ -117,15 +117,21 @@ def _whom() -> str:
     return "root" if os.geteuid() == 0 else f"uid {os.geteuid()}"
 
 
-def _acquire(fd: int, path: str, error) -> None:
-    """flock ``fd``; if another process holds it, say so once and wait a bounded time."""
+def try_lock(fd: int, path: str, error) -> bool:
+    """flock ``fd`` exclusively if no one else holds it; False when someone does."""
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return
+        return True
     except BlockingIOError:
-        pass
+        return False
     except OSError as exc:
         raise error(describe_oserror(path, "lock", exc)) from None
+
+
+def _acquire(fd: int, path: str, error) -> None:
+    """flock ``fd``; if another process holds it, say so once and wait a bounded time."""
+    if try_lock(fd, path, error):
+        return
     seconds = lock_timeout(error)
     notify(LOCK_WAITING.format(path=path))
     deadline = time.monotonic() + seconds
@@ -135,13 +141,8 @@ def _acquire(fd: int, path: str, error) -> None:
             raise error(LOCK_TIMED_OUT.format(path=path, seconds=seconds,
                                               holder=_holder(fd)))
         time.sleep(min(_POLL, left))
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if try_lock(fd, path, error):
             return
-        except BlockingIOError:
-            continue
-        except OSError as exc:
-            raise error(describe_oserror(path, "lock", exc)) from None
 
 
 def _holder(fd: int) -> str:
@@ -180,7 +181,7 @@ def locked(path: str, error=StateError) -> Iterator[None]:
         finally:
             mine[2] -= 1
         return
-    fd = _open_lock_file(key, error)
+    fd = open_lock_file(key, error)
     try:
         _acquire(fd, key, error)
         _held[key] = [os.getpid(), fd, 1]

@@ -11,13 +11,11 @@ arguments only, never a setting's value.
 from __future__ import annotations
 
 import os
-import stat
 from collections import namedtuple
 from datetime import datetime, timezone
 
-from . import state
+from . import fsutil, state
 from .errors import StateError
-from .fsutil import describe_oserror
 from .paths import Paths
 
 JOURNAL_FILE = "apply.json"
@@ -157,29 +155,18 @@ def _lock_path(paths: Paths) -> str:
 
 def lock(paths: Paths) -> int:
     """Take apply's own lock (never waits); returns the fd to pass to unlock()."""
-    import fcntl
-
     path = _lock_path(paths)
     state.state_directory(paths.state_dir, create=True)  # checked, repaired or refused
+    # The same checks as the tool's write lock: our own regular file, no symlink followed.
+    fd = fsutil.open_lock_file(path, StateError)
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK,
-                     0o600)
-    except OSError as exc:
-        raise StateError(describe_oserror(path, "lock", exc)) from None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise StateError(f"{path}: is not a regular file; move it away")
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except StateError:
+        if fsutil.try_lock(fd, path, StateError):
+            return fd
+    except BaseException:
         os.close(fd)
         raise
-    except BlockingIOError:
-        os.close(fd)
-        raise StateError(BUSY.format(path=path)) from None
-    except OSError as exc:
-        os.close(fd)
-        raise StateError(describe_oserror(path, "lock", exc)) from None
-    return fd
+    os.close(fd)
+    raise StateError(BUSY.format(path=path))
 
 
 def unlock(fd: int) -> None:
