@@ -193,10 +193,10 @@ class OnedeskAzureAD(dnf.Plugin):
             self.base.conf.rpmverbosity = 'info'
 
     def _preflight(self):
-        from onedesk_azuread import transaction
+        from onedesk_azuread import hook
 
         paths = self._paths()
-        result = transaction.preflight(paths, self.require)
+        result = hook.preflight(paths, self.require)
         if not result.present and not result.blocking:
             logger.info(MSG_NO_ENTRIES, paths.settings)
             self._packages = []  # nothing to check again or record
@@ -210,19 +210,19 @@ class OnedeskAzureAD(dnf.Plugin):
             logger.warning(MSG_EXPIRED, paths.settings, finding.message, with_root)
         if result.blocking:
             raise dnf.exceptions.Error(
-                transaction.blocking_message(paths, result.blocking, paths.root))
+                hook.blocking_message(paths, result.blocking, paths.root))
 
     def pre_transaction(self):
         if self._packages:
             self._guarded(self._inject)
 
     def _inject(self):
-        from onedesk_azuread import KEYS, transaction
+        from onedesk_azuread import KEYS, hook
 
         paths = self._paths()
         try:
-            repaired, self._applied = transaction.inject(paths)
-        except transaction.Blocked as exc:
+            repaired, self._applied = hook.inject(paths)
+        except hook.Blocked as exc:
             raise dnf.exceptions.Error(str(exc)) from None
         for finding in repaired:
             logger.info(MSG_REPAIRED, finding.code, paths.settings)
@@ -237,6 +237,6 @@ class OnedeskAzureAD(dnf.Plugin):
             self._guarded(self._record, MSG_NOT_RECORDED, MSG_NOT_RECORDED)
 
     def _record(self):
-        from onedesk_azuread import transaction
+        from onedesk_azuread import hook
 
-        transaction.record(self._paths(), self._applied, self._packages)
+        hook.record(self._paths(), self._applied, self._packages)

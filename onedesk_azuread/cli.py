@@ -8,6 +8,7 @@ found or operation failed, 2 usage error, 3 could not check (network).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import pwd
@@ -399,8 +400,10 @@ def status_command(ctx, as_json):
 @cli.command("apply")
 @click.option("--dry-run", is_flag=True, help="Print the steps; change nothing.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--if-needed", is_flag=True,
+              help="Do nothing when `status` is already fine (valid, in sync).")
 @click.pass_context
-def apply_command(ctx, dry_run, yes):
+def apply_command(ctx, dry_run, yes, if_needed):
     """Reinstall the OneDesk packages so they pick up the entries, safely.
 
     Checks the entries, makes sure every package the removal takes away can be
@@ -410,42 +413,36 @@ def apply_command(ctx, dry_run, yes):
     `status`. After an interrupted apply, completes the journalled one. The dnf
     command is `dnf`, or $ONEDESK_AZUREAD_DNF (split like a shell would).
     """
-    import contextlib
-
-    from . import packages, reinstall
-
-    def say(message: str) -> None:
-        # After a hangup the terminal is gone (EIO); a closed pipe gives EPIPE. The job
-        # goes on: the messages go to /dev/null from then on.
-        try:
-            _say(message)
-        except OSError:
-            with contextlib.suppress(OSError):
-                devnull = os.open(os.devnull, os.O_WRONLY)
-                os.dup2(devnull, sys.stderr.fileno())
-                os.close(devnull)
+    from . import apply, packages
 
     paths = _paths(ctx)
-    with contextlib.nullcontext() if dry_run else reinstall.exclusive(paths) as lock:
-        the_plan = reinstall.prepare(paths, say, dry_run=dry_run)
+
+    def show_plan(the_plan: apply.Plan) -> None:
         dnf = " ".join(packages.dnf_command(paths.root))
         for number, step in enumerate(the_plan.steps, 1):
             click.echo(f"{number}. {step.title}\n   {dnf} {' '.join(step.args)}")
             if step.fallback:
                 click.echo(f"   (if that fails: {dnf} {' '.join(step.fallback)})")
-        if dry_run:
-            say("dry run: nothing was changed")
-            return
-        if the_plan.removed and the_plan.resumed is None and not yes:
+
+    def confirm_removal(the_plan: apply.Plan) -> None:
+        if not yes:
             click.confirm(f"Remove {', '.join(the_plan.removed)} and install them again?",
                           abort=True, err=True)
-        outcome = reinstall.run(paths, the_plan, say, lock)
-        for line in outcome.summary:
-            say(line)
-        after = reinstall.confirm(paths, say)
-    say(f"done: {after.explain()}")
-    if outcome.interrupted:
-        raise reinstall.interrupted_error(outcome.interrupted, after)
+
+    apply.apply(paths, _say_always, dry_run=dry_run, if_needed=if_needed, show_plan=show_plan,
+                confirm_removal=confirm_removal)
+
+
+def _say_always(message: str) -> None:
+    """After a hangup the terminal is gone (EIO); a closed pipe gives EPIPE. A job that is
+    under way goes on: its messages go to /dev/null from then on."""
+    try:
+        _say(message)
+    except OSError:
+        with contextlib.suppress(OSError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stderr.fileno())
+            os.close(devnull)
 
 
 @cli.command("app-registration")

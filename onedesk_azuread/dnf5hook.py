@@ -49,7 +49,7 @@ HANDOFF_DIR = "dnf5-pending"
 PREFIX = "onedesk-azuread: "
 
 # The dnf 4 plugin's words (dnf-plugin/onedesk_azuread.py), so both dnf generations
-# say the same. (To be shared from transaction.py once both adapters sit on one branch.)
+# say the same. (To be shared from hook.py.)
 MSG_TRIGGERED = "onedesk-azuread: checking the Azure AD settings for %s"
 MSG_NO_ENTRIES = ("onedesk-azuread: %s has no Azure AD entries; OneDesk is installed without "
                   "Azure AD sign-in")
@@ -146,9 +146,9 @@ def _check(out: _Protocol, paths: Paths, require: bool, notes: bool):
 
     The library call of goal_resolved (and of pre_transaction's re-check).
     """
-    from . import transaction
+    from . import hook
 
-    result = transaction.preflight(paths, require)
+    result = hook.preflight(paths, require)
     if not result.present:
         return False, (MSG_NO_ENTRIES_REQUIRED % paths.settings) if result.blocking else None
     if notes:
@@ -159,7 +159,7 @@ def _check(out: _Protocol, paths: Paths, require: bool, notes: bool):
             out.say(MSG_EXPIRED % (paths.settings, finding.message, with_root))
             out.emit("log.WARNING", MSG_EXPIRED % (paths.settings, finding.message, with_root))
     if result.blocking:
-        return True, transaction.blocking_message(paths, result.blocking, paths.root)
+        return True, hook.blocking_message(paths, result.blocking, paths.root)
     return True, None
 
 
@@ -184,22 +184,22 @@ def _pre_transaction(out: _Protocol, paths: Paths, nevra: str, pid: str, require
 def _prepare(paths: Paths):
     """`check --fix`'s repairs: (the repairs, the values as the install scripts will read
     them). The library call of pre_transaction."""
-    from . import transaction
+    from . import hook
 
-    return transaction.inject(paths)
+    return hook.inject(paths)
 
 
 def _hand_off(paths: Paths, pid: str, values: dict, nevra: str) -> list:
     """The record post_transaction makes the applied state: the dnf 4 plugin's own call,
-    `transaction.record`, into this run's hand-off directory. Returns its packages."""
-    from . import state, transaction
+    `hook.record`, into this run's hand-off directory. Returns its packages."""
+    from . import hook, state
 
     _make_handoff_parents(paths)
     handoff = _handoff_dir(paths, pid)
     # Several trigger packages mean one call each: the record lists them all.
     earlier = state.load_applied(handoff) if os.path.isdir(handoff) else None
     packages = sorted(set((earlier or {}).get("packages", [])) | {nevra})
-    transaction.record(paths._replace(state_dir=handoff), values, packages)
+    hook.record(paths._replace(state_dir=handoff), values, packages)
     return packages
 
 

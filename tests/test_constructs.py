@@ -317,17 +317,17 @@ def test_bash_gets_the_text_on_stdin_only(settings_path, monkeypatch):
 def test_the_plugin_blocks_and_its_repair_refuses(root, settings_path):
     # What the dnf plugin calls: the preflight (resolved hook) blocks on the construct, and
     # the repair it runs just before installing (check --fix) refuses, file untouched.
-    from onedesk_azuread import transaction
+    from onedesk_azuread import hook
 
     _write(settings_path, CORPUS["if-block-false"].replace(CID, CID.replace("\n", "\r\n")))
     before = settings_path.read_bytes()
     paths = Paths.under(str(root))
-    found = transaction.preflight(paths, require=False)
+    found = hook.preflight(paths, require=False)
     assert found.present
     assert [f.code for f in found.blocking] == ["unsupported-construct"]
     assert found.blocking[0].line == 3  # and the crlf on line 1 would be repairable
-    with pytest.raises(transaction.Blocked) as err:  # checked again under the lock
-        transaction.inject(paths)
+    with pytest.raises(hook.Blocked) as err:  # checked again under the lock
+        hook.inject(paths)
     assert f"{settings_path}:3: error: AZUREAD_CIS is set inside an if block" in str(err.value)
     assert settings_path.read_bytes() == before
 
@@ -335,10 +335,10 @@ def test_the_plugin_blocks_and_its_repair_refuses(root, settings_path):
 def test_an_entry_only_in_an_unsupported_construct_still_blocks_the_plugin(root, settings_path):
     # Not "no entries, install without Azure AD": the key is there, set where only bash can
     # follow it, so the preflight stops the transaction instead of waving it through.
-    from onedesk_azuread import transaction
+    from onedesk_azuread import hook
 
     _write(settings_path, f"if true; then\n  AZUREAD_CIS={SECRET}\nfi\n")
-    found = transaction.preflight(Paths.under(str(root)), require=False)
+    found = hook.preflight(Paths.under(str(root)), require=False)
     assert found.present
     assert "unsupported-construct" in [f.code for f in found.blocking]
 

@@ -41,12 +41,12 @@ def test_the_plugin_path_never_loads_msal_or_requests(root):
     settings.write_text("AZUREAD_CID=0b5c3a1e-7d2f-4c8a-9e61-3f4d2b1a0c9e\n"
                         "AZUREAD_CIS=Xk74Q~pL.mN3-rT_vW8yZ1aB2cD3eF4gH5iJ6kL7\n")
     probe = ("import json, sys\n"
-             "from onedesk_azuread import transaction\n"
+             "from onedesk_azuread import hook\n"
              "from onedesk_azuread.paths import Paths\n"
              "paths = Paths.under(sys.argv[1])\n"
-             "assert not transaction.preflight(paths, True).blocking\n"
-             "repaired, env = transaction.inject(paths)\n"
-             "transaction.record(paths, env, ['onedesk-db-utils-1-1.noarch'])\n"
+             "assert not hook.preflight(paths, True).blocking\n"
+             "repaired, env = hook.inject(paths)\n"
+             "hook.record(paths, env, ['onedesk-db-utils-1-1.noarch'])\n"
              "print(json.dumps([m for m in ('msal', 'requests', 'urllib3', 'click')"
              " if m in sys.modules]))")
     proc = subprocess.run([sys.executable, "-c", probe, str(root)], capture_output=True,

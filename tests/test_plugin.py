@@ -2,7 +2,7 @@
 the install, a bad plugin configuration, a passed expiry date.
 
 The dnf scenarios use the real rpm/dnf bed (tests/rpmbed.py); the race is also driven
-directly through onedesk_azuread.transaction on a throw-away root, without dnf.
+directly through onedesk_azuread.hook on a throw-away root, without dnf.
 """
 
 import json
@@ -11,7 +11,7 @@ from datetime import date
 
 import pytest
 
-from onedesk_azuread import settings, state, transaction
+from onedesk_azuread import hook, settings, state
 from onedesk_azuread.paths import Paths
 
 from .conftest import CLIENT_ID, OTHER_SECRET, SECRET, SECRET_ID, make_runner
@@ -160,10 +160,10 @@ def _read(paths):
 
 def test_inject_refuses_a_file_made_invalid_after_the_preflight(paths):
     _write(paths, GOOD)
-    assert not transaction.preflight(paths, require=True).blocking
+    assert not hook.preflight(paths, require=True).blocking
     _write(paths, PASTED_ID)  # while dnf waits at its prompt and downloads
-    with pytest.raises(transaction.Blocked) as refused:
-        transaction.inject(paths)
+    with pytest.raises(hook.Blocked) as refused:
+        hook.inject(paths)
     message = str(refused.value)
     assert "changed after dnf checked it" in message and "Secret ID was pasted" in message
     assert SECRET_ID not in message
@@ -181,8 +181,8 @@ def test_inject_validates_under_the_lock_what_it_repairs(paths, monkeypatch):
         _write(paths, PASTED_ID.replace("\n", "\r\n"))
         return real(*args, **kwargs)
     monkeypatch.setattr(state, "locked", racing)
-    with pytest.raises(transaction.Blocked):
-        transaction.inject(paths)
+    with pytest.raises(hook.Blocked):
+        hook.inject(paths)
     assert _read(paths) == PASTED_ID.replace("\n", "\r\n")  # nothing written
 
 
@@ -195,10 +195,10 @@ def test_the_pair_recorded_is_the_pair_validated_and_written_under_the_lock(path
         _write(paths, GOOD.replace(SECRET, OTHER_SECRET))  # right after the lock is released
         return result
     monkeypatch.setattr(settings, "update", then_changed)
-    repaired, values = transaction.inject(paths)
+    repaired, values = hook.inject(paths)
     assert values == {"AZUREAD_CID": CLIENT_ID, "AZUREAD_CIS": SECRET}
     assert {f.code for f in repaired} == {"crlf"}
-    transaction.record(paths, values, ["onedesk-db-utils-2.0-1.noarch"])
+    hook.record(paths, values, ["onedesk-db-utils-2.0-1.noarch"])
     applied = state.load_applied(paths.state_dir)
     assert state.sync_state(applied, CLIENT_ID, SECRET) == state.IN_SYNC
 

@@ -30,18 +30,18 @@ MAIN = "import sys; from onedesk_azuread.cli import main; sys.argv[0] = 'onedesk
 # error. Printed here, one line, exit 1.
 PLUGIN = """
 import sys
-from onedesk_azuread import transaction
+from onedesk_azuread import hook
 from onedesk_azuread.errors import OnedeskError
 from onedesk_azuread.paths import Paths
 paths = Paths.under(sys.argv[1])
 try:
     for step in sys.argv[2:]:
         if step == "preflight":
-            transaction.preflight(paths, False)
+            hook.preflight(paths, False)
         elif step == "inject":
-            transaction.inject(paths)
+            hook.inject(paths)
         elif step == "record":
-            transaction.record(paths, {"AZUREAD_CID": "c", "AZUREAD_CIS": "s"}, ["p-1-1.noarch"])
+            hook.record(paths, {"AZUREAD_CID": "c", "AZUREAD_CIS": "s"}, ["p-1-1.noarch"])
 except OnedeskError as exc:
     print(exc, file=sys.stderr)
     sys.exit(1)

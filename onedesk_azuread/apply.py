@@ -20,7 +20,7 @@ import signal
 from collections import namedtuple
 from collections.abc import Callable, Iterator
 
-from . import journal, operations, packages, state, transaction
+from . import hook, journal, operations, packages, state
 from .errors import OnedeskError, StateError
 from .packages import DB_UTILS, ONEDESK_PACKAGES
 from .paths import Paths
@@ -71,7 +71,7 @@ def _check_entries(paths: Paths, completing: bool = False) -> None:
     no longer accepts buys nothing. Completing an interrupted apply never refuses it: the
     packages are already gone, and getting them back matters more.
     """
-    checked = transaction.preflight(paths, require=True)
+    checked = hook.preflight(paths, require=True)
     if not checked.present:
         raise OnedeskError(f"{paths.settings}: has no Azure AD entries to apply; "
                            f"set them first: onedesk-azuread set")
@@ -391,10 +391,73 @@ def confirm(paths: Paths, say: Callable[[str], None]):
         raise OnedeskError(
             f"the packages were installed again, but the plugin did not record the settings as "
             f"applied ({after.sync}): is python3-dnf-plugin-onedesk-azuread installed and enabled "
-            f"in /etc/dnf/plugins/{transaction.PLUGIN_CONF}? Then run: "
+            f"in /etc/dnf/plugins/{hook.PLUGIN_CONF}? Then run: "
             f"{journal.finish_command(paths.root, paths.settings)}")
     try:
         journal.finish(paths)
     except StateError as exc:  # done all the same; the next apply only confirms again
         say(f"warning: {exc}")
     return after
+
+
+class Applied(namedtuple("Applied", "plan outcome after")):
+    """What `apply` did, for the report."""
+
+    __slots__ = ()
+    # plan: Plan
+    # outcome: Outcome | None; None for a dry run, or when nothing was needed
+    # after: status.Status | None; the confirmed status (None for a dry run)
+
+    @property
+    def changed(self) -> bool:
+        return self.outcome is not None and bool(self.plan.steps)
+
+    def as_dict(self) -> dict:
+        record = {"changed": self.changed,
+                  "removed": self.plan.removed,
+                  "reinstalled": self.plan.reinstalled if self.outcome is not None else [],
+                  "completed_interrupted": self.plan.resumed is not None,
+                  "steps": [{"title": step.title, "args": step.args, "fallback": step.fallback}
+                            for step in self.plan.steps]}
+        if self.after is not None:
+            record["status"] = self.after.as_dict()
+        return record
+
+
+NOTHING_TO_DO = "nothing to do: the installed packages already carry these settings"
+
+
+def apply(paths: Paths, say: Callable[[str], None], *, dry_run: bool = False,
+          if_needed: bool = False, show_plan: Callable[[Plan], None] | None = None,
+          confirm_removal: Callable[[Plan], None] | None = None) -> Applied:
+    """The whole `apply`: plan (or complete the journalled one), run, confirm.
+
+    ``if_needed``: do nothing when `status` is already fine (valid, in sync, no
+    unfinished apply). ``show_plan(plan)`` is called before anything changes,
+    ``confirm_removal(plan)`` before a fresh removal (it may raise to stop).
+    Raises with the system's state and the completing command on failure, and
+    `interrupted_error` after a held signal (the job itself was finished).
+    """
+    if if_needed:
+        now = status(paths)
+        if now.ok:
+            say(NOTHING_TO_DO)
+            return Applied(Plan([], [], []), None, now)
+    with contextlib.nullcontext() if dry_run else exclusive(paths) as lock:
+        the_plan = prepare(paths, say, dry_run=dry_run)
+        if show_plan is not None:
+            show_plan(the_plan)
+        if dry_run:
+            say("dry run: nothing was changed")
+            return Applied(the_plan, None, None)
+        if the_plan.removed and the_plan.resumed is None and confirm_removal is not None:
+            confirm_removal(the_plan)
+        outcome = run(paths, the_plan, say, lock)
+        for line in outcome.summary:
+            say(line)
+        after = confirm(paths, say)
+    say(f"done: {after.explain()}")
+    if outcome.interrupted:
+        raise interrupted_error(outcome.interrupted, after)
+    return Applied(the_plan, outcome, after)
+
