@@ -274,7 +274,7 @@ def _lines(doc: shellfile.Document, key: str) -> list[str]:
 
 
 class SetPlan(namedtuple("SetPlan", "text doc changes findings secret_changed expiry "
-                                    "verification", defaults=(None,))):
+                                    "expiry_changed verification", defaults=(None,))):
     """What `set` will write: the planner's answer, worked out under the lock."""
 
     __slots__ = ()
@@ -284,6 +284,7 @@ class SetPlan(namedtuple("SetPlan", "text doc changes findings secret_changed ex
     # findings: list[Finding]; of the text (the file's mode and owner come after the write)
     # secret_changed: bool
     # expiry: date | None; the expiry that applies to the secret as written
+    # expiry_changed: bool; it is not the one that applied before
     # verification: verify.Result | None; set by `set_entries` when asked to verify
 
 
@@ -310,12 +311,12 @@ def plan_set(doc: shellfile.Document, *, client_id: str | None = None,
         for key, given in ((CLIENT_ID, client_id), (SECRET, secret)) if given is not None
     }
     findings = validation.validate(new, expires=expiry, today=today)
-    return SetPlan(text, new, changes, findings, secret_changed, expiry)
+    return SetPlan(text, new, changes, findings, secret_changed, expiry, expiry != kept_expiry)
 
 
 class SetResult(namedtuple("SetResult", "path written changes findings client_id "
                                         "verification backup expiry_recorded expiry_cleared "
-                                        "shown")):
+                                        "expiry_changed shown")):
     """What `set` did, for the report."""
 
     __slots__ = ()
@@ -328,11 +329,12 @@ class SetResult(namedtuple("SetResult", "path written changes findings client_id
     # backup: bool; a previous version was kept as .bak
     # expiry_recorded: date | None
     # expiry_cleared: bool; the old secret's expiry was dropped
+    # expiry_changed: bool; the recorded expiry is not what it was
     # shown: Inspection; the file as `show` sees it now
 
     @property
     def changed(self) -> bool:
-        return self.written or self.expiry_recorded is not None or self.expiry_cleared
+        return self.written or self.expiry_changed
 
     def as_dict(self) -> dict:
         return {**self.shown.as_dict(), "changed": self.changed, "written": self.written,
@@ -436,7 +438,8 @@ def set_entries(paths: Paths, *, client_id: str | None = None, secret: str | Non
     return SetResult(paths.settings, update.written, done.changes, findings,
                      done.doc.value(CLIENT_ID), done.verification,
                      update.written and update.before.exists,
-                     expires, expires is None and done.secret_changed, show(paths))
+                     expires, expires is None and done.secret_changed, done.expiry_changed,
+                     show(paths))
 
 
 class UnsetResult(namedtuple("UnsetResult", "path changed shown")):
