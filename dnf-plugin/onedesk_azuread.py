@@ -35,23 +35,7 @@ _BOOLEANS = {'1': True, 'yes': True, 'true': True, 'on': True,
              '0': False, 'no': False, 'false': False, 'off': False}
 _INLINE_COMMENT = ' (dnf does not allow comments after a value)'
 
-MSG_TRIGGERED = 'onedesk-azuread: checking the Azure AD settings for %s'
-MSG_NO_ENTRIES = ('onedesk-azuread: %s has no Azure AD entries; OneDesk is installed without '
-                  'Azure AD sign-in')
-MSG_NO_ENTRIES_REQUIRED = ('onedesk-azuread: %s has no Azure AD entries and require = 1; '
-                           'set them first with: onedesk-azuread set')
-MSG_NOTE = 'onedesk-azuread: %s'
-MSG_EXPIRED = ('onedesk-azuread: %s: %s%s (installing anyway; Azure AD sign-in fails until '
-               'the secret is replaced)')
-MSG_WITH_ROOT = ' --root %s'
-MSG_REPAIRED = 'onedesk-azuread: repaired %s in %s'
-MSG_APPLIED = ('onedesk-azuread: %s is validated and canonical for the install scripts of %s '
-               '(checked again under the lock just now)')
-MSG_FAILED = 'onedesk-azuread: %s'
-MSG_UNEXPECTED = ('onedesk-azuread: unexpected %s while handling the Azure AD settings; '
-                  'nothing was installed. Run: onedesk-azuread check')
-MSG_NOT_RECORDED = ('onedesk-azuread: the packages were installed, but what was applied could '
-                    'not be recorded (%s); `onedesk-azuread status` will not say "in sync"')
+# The messages both package managers' adapters share are onedesk_azuread.hook's MSG_*.
 MSG_RPM_DEBUG = ('onedesk-azuread: rpm debug verbosity traces install scripts with sh -x, which '
                  'would write the Azure AD secret into dnf\'s output, logs and history; '
                  'using rpmverbosity=info for this transaction')
@@ -155,12 +139,15 @@ class OnedeskAzureAD(dnf.Plugin):
 
         return Paths.inside(self.base.conf.installroot, self.settings_file)
 
-    def _guarded(self, step, failed=MSG_FAILED, unexpected=MSG_UNEXPECTED):
+    def _guarded(self, step, recording=False):
         """Run ``step``; any failure stops dnf with one clear line, never a traceback."""
         try:
+            from onedesk_azuread import hook
             from onedesk_azuread.errors import OnedeskError
         except ImportError as exc:
             raise dnf.exceptions.Error(MSG_LIBRARY % exc) from None
+        failed = hook.MSG_NOT_RECORDED if recording else hook.MSG_FAILED
+        unexpected = hook.MSG_NOT_RECORDED if recording else hook.MSG_UNEXPECTED
         try:
             return step()
         except dnf.exceptions.Error:
@@ -184,7 +171,6 @@ class OnedeskAzureAD(dnf.Plugin):
             return
         if not self._packages:
             return
-        logger.info(MSG_TRIGGERED, ', '.join(self._packages))
         self._guarded(self._preflight)
         if self._packages and self.base.conf.rpmverbosity == 'debug':
             # rpm runs shell scriptlets with `sh -x` at debug level (rpmscript.c); the
@@ -195,19 +181,19 @@ class OnedeskAzureAD(dnf.Plugin):
     def _preflight(self):
         from onedesk_azuread import hook
 
+        logger.info(hook.MSG_TRIGGERED, ', '.join(self._packages))
         paths = self._paths()
         result = hook.preflight(paths, self.require)
         if not result.present and not result.blocking:
-            logger.info(MSG_NO_ENTRIES, paths.settings)
+            logger.info(hook.MSG_NO_ENTRIES, paths.settings)
             self._packages = []  # nothing to check again or record
             return
         if not result.present:
-            raise dnf.exceptions.Error(MSG_NO_ENTRIES_REQUIRED % paths.settings)
+            raise dnf.exceptions.Error(hook.MSG_NO_ENTRIES_REQUIRED % paths.settings)
         for finding in result.notes:
-            logger.info(MSG_NOTE, finding.describe(paths.settings))
-        with_root = MSG_WITH_ROOT % paths.root if paths.root not in ('', '/') else ''
+            logger.info(hook.MSG_NOTE, finding.describe(paths.settings))
         for finding in result.alerts:
-            logger.warning(MSG_EXPIRED, paths.settings, finding.message, with_root)
+            logger.warning(hook.MSG_EXPIRED, paths.settings, finding.message, hook.with_root(paths))
         if result.blocking:
             raise dnf.exceptions.Error(
                 hook.blocking_message(paths, result.blocking, paths.root))
@@ -225,16 +211,16 @@ class OnedeskAzureAD(dnf.Plugin):
         except hook.Blocked as exc:
             raise dnf.exceptions.Error(str(exc)) from None
         for finding in repaired:
-            logger.info(MSG_REPAIRED, finding.code, paths.settings)
+            logger.info(hook.MSG_REPAIRED, finding.code, paths.settings)
         # Scriptlets inherit dnf's environment: a stale export from the shell
         # that started dnf must not stand in for the file just checked.
         for key in KEYS:
             os.environ.pop(key, None)
-        logger.info(MSG_APPLIED, paths.settings, ', '.join(self._packages))
+        logger.info(hook.MSG_VALIDATED, paths.settings, ', '.join(self._packages))
 
     def transaction(self):
         if self._packages:
-            self._guarded(self._record, MSG_NOT_RECORDED, MSG_NOT_RECORDED)
+            self._guarded(self._record, recording=True)
 
     def _record(self):
         from onedesk_azuread import hook

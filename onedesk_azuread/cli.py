@@ -239,7 +239,7 @@ def set_command(ctx, client_id, secret_stdin, secret_file, secret_prompt, expire
                                         ("--secret-prompt", secret_prompt)) if given]
     if len(sources) > 1:
         raise click.UsageError(f"give the secret one way only, not {' and '.join(sources)}")
-    interactive = not (client_id or sources or expires or force or verify_online)
+    interactive = not (client_id or sources or expires or force or verify_online or as_json)
     secret = None
     if interactive:
         current = operations.inspect(paths, validate=False).values[CLIENT_ID]

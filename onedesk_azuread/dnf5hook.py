@@ -48,23 +48,6 @@ INBOUND = ("I", "U", "D", "R")
 HANDOFF_DIR = "dnf5-pending"
 PREFIX = "onedesk-azuread: "
 
-# The dnf 4 plugin's words (dnf-plugin/onedesk_azuread.py), so both dnf generations
-# say the same. (To be shared from hook.py.)
-MSG_TRIGGERED = "onedesk-azuread: checking the Azure AD settings for %s"
-MSG_NO_ENTRIES = ("onedesk-azuread: %s has no Azure AD entries; OneDesk is installed without "
-                  "Azure AD sign-in")
-MSG_NO_ENTRIES_REQUIRED = ("onedesk-azuread: %s has no Azure AD entries and require = 1; "
-                           "set them first with: onedesk-azuread set")
-MSG_NOTE = "onedesk-azuread: %s"
-MSG_EXPIRED = ("onedesk-azuread: %s: %s%s (installing anyway; Azure AD sign-in fails until "
-               "the secret is replaced)")
-MSG_REPAIRED = "onedesk-azuread: repaired %s in %s"
-MSG_VALIDATED = ("onedesk-azuread: %s is validated and canonical for the install scripts of %s")
-MSG_FAILED = "onedesk-azuread: %s"
-MSG_UNEXPECTED = ("onedesk-azuread: unexpected %s while handling the Azure AD settings; "
-                  "nothing was installed. Run: onedesk-azuread check")
-MSG_NOT_RECORDED = ("onedesk-azuread: the packages were installed, but what was applied could "
-                    "not be recorded (%s); `onedesk-azuread status` will not say \"in sync\"")
 MSG_BAD_CALL = ("onedesk-azuread: dnf5-hook: unknown callback %r or bad ${pid} %r; "
                 "restore the shipped onedesk_azuread.actions")
 MSG_BAD_SETTINGS = ("onedesk-azuread: onedesk_azuread.actions: --settings=%s is not an absolute "
@@ -106,9 +89,11 @@ def run(callback: str, root: str, action: str, nevra: str, pid: str, *, require:
         out.emit(fail, MSG_BAD_SETTINGS % settings_file)
         return out.text
     paths = _paths(root, settings_file)
-    failed, unexpected = MSG_FAILED, MSG_UNEXPECTED
+    from . import hook  # only now: a package going out never pays for the library
+
+    failed, unexpected = hook.MSG_FAILED, hook.MSG_UNEXPECTED
     if callback == "post_transaction":
-        failed = unexpected = MSG_NOT_RECORDED
+        failed = unexpected = hook.MSG_NOT_RECORDED
     try:
         if callback == "goal_resolved":
             _goal_resolved(out, paths, nevra, require)
@@ -118,7 +103,7 @@ def run(callback: str, root: str, action: str, nevra: str, pid: str, *, require:
             _post_transaction(paths, pid)
     except OnedeskError as exc:
         message = str(exc)  # the library's own refusals already say who speaks
-        out.emit(fail, message if message.startswith(PREFIX) and failed == MSG_FAILED
+        out.emit(fail, message if message.startswith(PREFIX) and failed == hook.MSG_FAILED
                  else failed % message)
     except Exception as exc:  # one line, never a traceback on dnf 5's terminal
         out.emit(fail, unexpected % type(exc).__name__)
@@ -133,12 +118,14 @@ def _paths(root: str, settings_file: str) -> Paths:
 # --- goal_resolved --------------------------------------------------------------------------
 
 def _goal_resolved(out: _Protocol, paths: Paths, nevra: str, require: bool) -> None:
-    out.note(MSG_TRIGGERED % nevra)
+    from . import hook
+
+    out.note(hook.MSG_TRIGGERED % nevra)
     present, refusal = _check(out, paths, require, notes=True)
     if refusal:
         out.emit("stop", refusal)
     elif not present:
-        out.note(MSG_NO_ENTRIES % paths.settings)
+        out.note(hook.MSG_NO_ENTRIES % paths.settings)
 
 
 def _check(out: _Protocol, paths: Paths, require: bool, notes: bool):
@@ -150,14 +137,14 @@ def _check(out: _Protocol, paths: Paths, require: bool, notes: bool):
 
     result = hook.preflight(paths, require)
     if not result.present:
-        return False, (MSG_NO_ENTRIES_REQUIRED % paths.settings) if result.blocking else None
+        return False, (hook.MSG_NO_ENTRIES_REQUIRED % paths.settings) if result.blocking else None
     if notes:
         for finding in result.notes:
-            out.note(MSG_NOTE % finding.describe(paths.settings))
-        with_root = f" --root {paths.root}" if paths.root not in ("", "/") else ""
+            out.note(hook.MSG_NOTE % finding.describe(paths.settings))
+        with_root = hook.with_root(paths)
         for finding in result.alerts:  # a passed expiry: loud, never a stop
-            out.say(MSG_EXPIRED % (paths.settings, finding.message, with_root))
-            out.emit("log.WARNING", MSG_EXPIRED % (paths.settings, finding.message, with_root))
+            out.say(hook.MSG_EXPIRED % (paths.settings, finding.message, with_root))
+            out.emit("log.WARNING", hook.MSG_EXPIRED % (paths.settings, finding.message, with_root))
     if result.blocking:
         return True, hook.blocking_message(paths, result.blocking, paths.root)
     return True, None
@@ -166,6 +153,8 @@ def _check(out: _Protocol, paths: Paths, require: bool, notes: bool):
 # --- pre_transaction ------------------------------------------------------------------------
 
 def _pre_transaction(out: _Protocol, paths: Paths, nevra: str, pid: str, require: bool) -> None:
+    from . import hook
+
     _remove_stale_handoffs(paths, keep=pid)
     # The file may have changed since goal_resolved: check again before repairing.
     present, refusal = _check(out, paths, require, notes=False)
@@ -176,9 +165,9 @@ def _pre_transaction(out: _Protocol, paths: Paths, nevra: str, pid: str, require
         return  # no entries (and not required): nothing to repair or record
     repaired, values = _prepare(paths)
     for finding in repaired:
-        out.note(MSG_REPAIRED % (finding.code, paths.settings))
+        out.note(hook.MSG_REPAIRED % (finding.code, paths.settings))
     packages = _hand_off(paths, pid, values, nevra)
-    out.note(MSG_VALIDATED % (paths.settings, ", ".join(packages)))
+    out.note(hook.MSG_VALIDATED % (paths.settings, ", ".join(packages)))
 
 
 def _prepare(paths: Paths):

@@ -19,6 +19,25 @@ from .validation import Finding
 
 PLUGIN_CONF = "onedesk_azuread.conf"
 
+# What both package managers' adapters say (the dnf 4 plugin through dnf's logger, the dnf 5
+# hook through the actions plugin), written once so that both generations say the same.
+MSG_TRIGGERED = "onedesk-azuread: checking the Azure AD settings for %s"
+MSG_NO_ENTRIES = ("onedesk-azuread: %s has no Azure AD entries; OneDesk is installed without "
+                  "Azure AD sign-in")
+MSG_NO_ENTRIES_REQUIRED = ("onedesk-azuread: %s has no Azure AD entries and require = 1; "
+                           "set them first with: onedesk-azuread set")
+MSG_NOTE = "onedesk-azuread: %s"
+MSG_EXPIRED = ("onedesk-azuread: %s: %s%s (installing anyway; Azure AD sign-in fails until "
+               "the secret is replaced)")
+MSG_REPAIRED = "onedesk-azuread: repaired %s in %s"
+MSG_VALIDATED = ("onedesk-azuread: %s is validated and canonical for the install scripts of %s "
+                 "(checked again under the lock just now)")
+MSG_FAILED = "onedesk-azuread: %s"
+MSG_UNEXPECTED = ("onedesk-azuread: unexpected %s while handling the Azure AD settings; "
+                  "nothing was installed. Run: onedesk-azuread check")
+MSG_NOT_RECORDED = ("onedesk-azuread: the packages were installed, but what was applied could "
+                    "not be recorded (%s); `onedesk-azuread status` will not say \"in sync\"")
+
 
 # A passed expiry date is an error for `check` and `status`, but never stops the
 # package manager: the file did not change, and holding back every upgrade that
@@ -54,6 +73,11 @@ def preflight(paths: Paths, require: bool) -> Preflight:
     alerts = [f for f in info.findings if f.code == EXPIRED]
     notes = [f for f in info.findings if f not in stops and f not in alerts]
     return Preflight(True, stops, notes, alerts)
+
+
+def with_root(paths: Paths) -> str:
+    """The ``--root`` the commands in a message need, for a transaction in an installroot."""
+    return f" --root {paths.root}" if paths.root not in ("", "/") else ""
 
 
 def blocking_message(paths: Paths, stops: list[Finding], root: str,

@@ -65,6 +65,25 @@ def root(tmp_path):
 
 
 @pytest.fixture
+def paths(root):
+    """The library's view of ``root``: for the tests that call the library directly."""
+    from onedesk_azuread.paths import Paths
+
+    return Paths.under(str(root))
+
+
+def write_settings(paths, text):
+    with open(paths.settings, "w", newline="") as handle:
+        handle.write(text)
+    os.chmod(paths.settings, 0o600)
+
+
+def read_settings(paths):
+    with open(paths.settings, newline="") as handle:
+        return handle.read()
+
+
+@pytest.fixture
 def settings_path(root):
     return root / "root" / ".OneDesk"
 

@@ -3,28 +3,13 @@ transaction does with the entries, without rpm or dnf, so its decisions are test
 on every Python the suite runs on. (test_plugin.py and test_dnf5.py drive it through real
 dnf 4 and dnf 5.)"""
 
-import os
 from datetime import date, timedelta
 
-import pytest
-
 from onedesk_azuread import hook, state
-from onedesk_azuread.paths import Paths
 
-from .conftest import CLIENT_ID, SECRET, SECRET_ID
+from .conftest import CLIENT_ID, SECRET, SECRET_ID, read_settings, write_settings
 
 GOOD = f"OTHER_SETTING=kept\nAZUREAD_CID={CLIENT_ID}\nAZUREAD_CIS={SECRET}\n"
-
-
-@pytest.fixture
-def paths(root):
-    return Paths.under(str(root))
-
-
-def write(paths, text):
-    with open(paths.settings, "w", newline="") as handle:
-        handle.write(text)
-    os.chmod(paths.settings, 0o600)
 
 
 def codes(findings):
@@ -32,7 +17,7 @@ def codes(findings):
 
 
 def test_no_entries_pass_unless_required(paths):
-    write(paths, "OTHER_SETTING=kept\n")
+    write_settings(paths, "OTHER_SETTING=kept\n")
     optional = hook.preflight(paths, require=False)
     assert (optional.present, optional.blocking) == (False, [])
     required = hook.preflight(paths, require=True)
@@ -40,18 +25,18 @@ def test_no_entries_pass_unless_required(paths):
 
 
 def test_a_good_file_passes_with_nothing_to_say(paths):
-    write(paths, GOOD)
+    write_settings(paths, GOOD)
     assert hook.preflight(paths, require=True) == hook.Preflight(True, [], [], [])
 
 
 def test_repairable_errors_are_notes_not_stops(paths):
-    write(paths, GOOD.replace("\n", "\r\n"))
+    write_settings(paths, GOOD.replace("\n", "\r\n"))
     found = hook.preflight(paths, require=True)
     assert found.blocking == [] and "crlf" in codes(found.notes)
 
 
 def test_a_pasted_secret_id_stops_and_the_message_names_the_fix_not_the_value(paths):
-    write(paths, GOOD.replace(SECRET, SECRET_ID))
+    write_settings(paths, GOOD.replace(SECRET, SECRET_ID))
     found = hook.preflight(paths, require=True)
     assert found.blocking
     message = hook.blocking_message(paths, found.blocking, "/srv/root")
@@ -60,25 +45,25 @@ def test_a_pasted_secret_id_stops_and_the_message_names_the_fix_not_the_value(pa
 
 
 def test_an_entry_in_an_unsupported_construct_is_present_and_stops(paths):
-    write(paths, f"if true; then AZUREAD_CIS={SECRET}; fi\nAZUREAD_CID={CLIENT_ID}\n")
+    write_settings(paths, f"if true; then AZUREAD_CIS={SECRET}; fi\nAZUREAD_CID={CLIENT_ID}\n")
     found = hook.preflight(paths, require=False)
     assert found.present and "unsupported-construct" in codes(found.blocking)
 
 
 def test_a_passed_expiry_alerts_but_never_stops(paths):
-    write(paths, GOOD)
+    write_settings(paths, GOOD)
     state.save_expiry(paths.state_dir, SECRET, date.today() - timedelta(days=1))
     found = hook.preflight(paths, require=True)
     assert found.blocking == [] and codes(found.alerts) == ["secret-expired"]
 
 
 def test_inject_repairs_and_returns_the_pair_that_record_records(paths):
-    write(paths, GOOD.replace("\n", "\r\n"))
+    write_settings(paths, GOOD.replace("\n", "\r\n"))
     repaired, values = hook.inject(paths)
     assert set(codes(repaired)) == {"crlf"} and values == {"AZUREAD_CID": CLIENT_ID,
                                                        "AZUREAD_CIS": SECRET}
-    with open(paths.settings, newline="") as handle:  # our lines canonical, the rest as it was
-        assert handle.read() == GOOD.replace("kept\n", "kept\r\n")
+    # Our lines canonical, the rest as it was.
+    assert read_settings(paths) == GOOD.replace("kept\n", "kept\r\n")
     hook.record(paths, values, ["onedesk-db-utils-2.0-1.noarch"])
     record = state.load_applied(paths.state_dir)
     assert state.sync_state(record, CLIENT_ID, SECRET) == state.IN_SYNC

@@ -12,9 +12,16 @@ from datetime import date
 import pytest
 
 from onedesk_azuread import hook, settings, state
-from onedesk_azuread.paths import Paths
 
-from .conftest import CLIENT_ID, OTHER_SECRET, SECRET, SECRET_ID, make_runner
+from .conftest import (
+    CLIENT_ID,
+    OTHER_SECRET,
+    SECRET,
+    SECRET_ID,
+    make_runner,
+    read_settings,
+    write_settings,
+)
 from .rpmbed import ENV_RECORDER, RECORDS, run
 
 GOOD = f"OTHER_SETTING=kept\nAZUREAD_CID={CLIENT_ID}\nAZUREAD_CIS={SECRET}\n"
@@ -142,57 +149,42 @@ def test_a_file_made_invalid_after_the_first_check_installs_nothing(new_root, tm
     assert_clean(root, result)
 
 
-@pytest.fixture
-def paths(root):
-    return Paths.under(str(root))
-
-
-def _write(paths, text):
-    with open(paths.settings, "w", newline="") as handle:
-        handle.write(text)
-    os.chmod(paths.settings, 0o600)
-
-
-def _read(paths):
-    with open(paths.settings, newline="") as handle:
-        return handle.read()
-
-
 def test_inject_refuses_a_file_made_invalid_after_the_preflight(paths):
-    _write(paths, GOOD)
+    write_settings(paths, GOOD)
     assert not hook.preflight(paths, require=True).blocking
-    _write(paths, PASTED_ID)  # while dnf waits at its prompt and downloads
+    write_settings(paths, PASTED_ID)  # while dnf waits at its prompt and downloads
     with pytest.raises(hook.Blocked) as refused:
         hook.inject(paths)
     message = str(refused.value)
     assert "changed after dnf checked it" in message and "Secret ID was pasted" in message
     assert SECRET_ID not in message
-    assert _read(paths) == PASTED_ID
+    assert read_settings(paths) == PASTED_ID
     assert not os.path.exists(os.path.join(paths.state_dir, "applied.json"))  # nothing recorded
 
 
 def test_inject_validates_under_the_lock_what_it_repairs(paths, monkeypatch):
     # A repairable file, so that the repair would be written; it turns bad at the last
     # moment before the lock is taken: what is validated is what is read under the lock.
-    _write(paths, GOOD.replace("\n", "\r\n"))
+    write_settings(paths, GOOD.replace("\n", "\r\n"))
     real = state.locked
 
     def racing(*args, **kwargs):
-        _write(paths, PASTED_ID.replace("\n", "\r\n"))
+        write_settings(paths, PASTED_ID.replace("\n", "\r\n"))
         return real(*args, **kwargs)
     monkeypatch.setattr(state, "locked", racing)
     with pytest.raises(hook.Blocked):
         hook.inject(paths)
-    assert _read(paths) == PASTED_ID.replace("\n", "\r\n")  # nothing written
+    assert read_settings(paths) == PASTED_ID.replace("\n", "\r\n")  # nothing written
 
 
 def test_the_pair_recorded_is_the_pair_validated_and_written_under_the_lock(paths, monkeypatch):
-    _write(paths, GOOD.replace("\n", "\r\n"))
+    write_settings(paths, GOOD.replace("\n", "\r\n"))
     real = settings.update
 
     def then_changed(*args, **kwargs):
         result = real(*args, **kwargs)
-        _write(paths, GOOD.replace(SECRET, OTHER_SECRET))  # right after the lock is released
+        # Right after the lock is released:
+        write_settings(paths, GOOD.replace(SECRET, OTHER_SECRET))
         return result
     monkeypatch.setattr(settings, "update", then_changed)
     repaired, values = hook.inject(paths)
