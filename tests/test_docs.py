@@ -76,7 +76,8 @@ def test_the_man_page_has_its_sections_exit_codes_files_and_environment():
                     "FILES", "ENVIRONMENT", "EXAMPLES", "SEE ALSO"):
         assert re.search(rf"^{heading}$", text, re.M), heading
     status = text.split("\nEXIT STATUS\n", 1)[1].split("\nFILES\n", 1)[0]
-    assert re.findall(r"^       (\d)\s", status, re.M) == ["0", "1", "2", "3"]
+    assert re.findall(r"^       (\d\S*)\s", status, re.M) == ["0", "1", "2", "3", "128+N"]
+    assert "130 for SIGINT" in status
     files = text.split("\nFILES\n", 1)[1].split("\nENVIRONMENT\n", 1)[0]
     for path in ("/root/.OneDesk", "/var/lib/onedesk-azuread", "/etc/onedesk-azuread/check.conf",
                  "/etc/dnf/plugins/onedesk_azuread.conf"):

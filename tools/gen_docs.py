@@ -24,12 +24,13 @@ from __future__ import annotations
 import inspect
 import os
 import re
+import signal
 import sys
 from collections import namedtuple
 
 import click
 
-from onedesk_azuread import __version__, fsutil, journal, packages, paths, state, verify
+from onedesk_azuread import __version__, apply, fsutil, journal, packages, paths, state, verify
 from onedesk_azuread import cli as cli_module
 
 PROG = "onedesk-azuread"
@@ -215,6 +216,8 @@ EXIT_STATUS = (
     (verify.EXIT_CODES[verify.UNVERIFIED],
      "`check --online` (or `set --verify`) could not ask Azure AD: network, TLS, timeout or "
      "an HTTP 5xx answer."),
+    ("128+N", "`apply` received signal N ({signals}): before the removal it stopped with "
+     "nothing changed; from the removal on it finished the job first."),
 )
 
 
@@ -262,8 +265,11 @@ EXAMPLES = (
     ("Set both entries, asking for the secret without echo, and record its expiry:",
      "onedesk-azuread set --client-id 0b5c3a1e-7d2f-4c8a-9e61-3f4d2b1a0c9e \\\n"
      "    --secret-prompt --expires 2028-05-31"),
-    ("Set the secret from a pipe (never from the command line):",
-     "printf '%s' \"$SECRET\" | onedesk-azuread set --secret-stdin"),
+    ("Make a new secret with the Azure CLI and pipe it in, so it is never shown or put on a "
+     "command line (--append keeps the app's other secrets):",
+     "az ad app credential reset --id \"$APP_ID\" --append --end-date 2028-05-31 \\\n"
+     "    --query password --output tsv |\n"
+     "  onedesk-azuread set --secret-stdin --expires 2028-05-31"),
     ("Validate the entries, then prove the pair with Azure AD:",
      "onedesk-azuread check\nonedesk-azuread check --online --tenant contoso.onmicrosoft.com"),
     ("Reinstall the OneDesk packages so they read the entries, then confirm:",
@@ -303,8 +309,10 @@ def man_page(tree: Command | None = None) -> str:
             lines += ([] if number == 0 else [".PP"]) + [roff(paragraph)]
         lines += _options(command)
     lines.append(".SH EXIT STATUS")
+    signals = ", ".join(f"{128 + number} for {signal.Signals(number).name}"
+                        for number in sorted(apply.HELD_SIGNALS))
     for code, text in EXIT_STATUS:
-        lines += [".TP", _bold(str(code)), roff(text)]
+        lines += [".TP", _bold(str(code)), roff(text.format(signals=signals))]
     lines.append(".SH FILES")
     for path, text in _files():
         lines += [".TP", _italic(path), roff(text)]
