@@ -3,15 +3,21 @@
 # Do not edit: change the commands, then run `make docs`.
 # Static on purpose: TAB costs no Python start and never runs the tool.
 
+# The words of $1 that start with $cur: bash alone, no fork.
 _onedesk_azuread_words()
 {
-    mapfile -t COMPREPLY < <(compgen -W "$1" -- "$cur")
+    local word
+    for word in $1; do
+        [[ $word == "$cur"* ]] && COMPREPLY+=("$word")
+    done
 }
 
+# Files (-f) or directories (-d) starting with $cur, one per line: names may hold spaces.
 _onedesk_azuread_paths()
 {
+    local found
     compopt -o filenames 2>/dev/null
-    mapfile -t COMPREPLY < <(compgen "$1" -- "$cur")
+    found=$(compgen "$1" -- "$cur") && mapfile -t COMPREPLY <<<"$found"
 }
 
 _onedesk_azuread()

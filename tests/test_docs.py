@@ -182,3 +182,6 @@ def test_completion_of_paths(tmp_path):
     assert complete("--root", "ro", cwd=tmp_path) == ["rootdir"]
     assert complete("--file", "ro", cwd=tmp_path) == ["rootdir", "rootfile"]
     assert complete("set", "--secret-file", "rootf", cwd=tmp_path) == ["rootfile"]
+    (tmp_path / "two words").mkdir()
+    assert complete("--root", "tw", cwd=tmp_path) == ["two words"]
+    assert complete("--root", "nothing-like-it", cwd=tmp_path) == []
