@@ -135,14 +135,14 @@ def test_roff_escapes_what_roff_would_read_as_markup():
 
 # --- the completion in real bash ----------------------------------------------------------
 
-def complete(*words, cwd=None):
+def complete(*words, cwd=None, script=COMPLETION):
     """COMPREPLY for the command line `words`, the last word being the one at the cursor."""
-    script = ('source "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); '
+    code = ('source "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); '
               'COMP_LINE="$*"; COMP_POINT=${#COMP_LINE}; '
               'complete -p onedesk-azuread >/dev/null || exit 9; '
               '_onedesk_azuread onedesk-azuread "${COMP_WORDS[COMP_CWORD]}" '
               '"${COMP_WORDS[COMP_CWORD-1]}"; printf "%s\\n" "${COMPREPLY[@]}"')
-    result = subprocess.run(["bash", "--norc", "--noprofile", "-c", script, "bash", COMPLETION,
+    result = subprocess.run(["bash", "--norc", "--noprofile", "-c", code, "bash", script,
                              "onedesk-azuread", *words], capture_output=True, text=True,
                             check=False, cwd=cwd, env={"PATH": os.environ["PATH"]})
     assert (result.returncode, result.stderr) == (0, "")
@@ -185,3 +185,50 @@ def test_completion_of_paths(tmp_path):
     (tmp_path / "two words").mkdir()
     assert complete("--root", "tw", cwd=tmp_path) == ["two words"]
     assert complete("--root", "nothing-like-it", cwd=tmp_path) == []
+
+
+def test_the_generator_takes_what_new_commands_may_bring(tmp_path):
+    """A nested group, a --x/--no-x pair, a counted flag, a path argument, a hidden option:
+    the page still lints clean and the completion follows the nesting."""
+    import click
+
+    @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+    def top():
+        """Top."""
+
+    @top.group("keys")
+    def keys():
+        """Keys: the `secret` ones."""
+
+    @keys.command("list")
+    @click.option("--color/--no-color", default=True, help="Colour.")
+    @click.option("-v", "--verbose", count=True, help="More.")
+    @click.option("--level", type=click.Choice(["low", "high"]), default="low", help="Level.")
+    @click.option("--internal", hidden=True)
+    @click.argument("where", type=click.Path(), nargs=-1)
+    def list_keys(color, verbose, level, internal, where):
+        """List them.
+
+        Second paragraph."""
+
+    tree = gen_docs.command_tree(top)
+    assert [c.path for c in gen_docs.walk(tree)] == [(), ("keys",), ("keys", "list")]
+    page = tmp_path / "page.1"
+    page.write_text(gen_docs.man_page(tree), encoding="utf-8")
+    groff = subprocess.run(["groff", "-man", "-Tutf8", "-ww", "-z", str(page)],
+                           capture_output=True, text=True, check=False)
+    assert (groff.returncode, groff.stderr) == (0, "")
+    text = rendered(str(page))
+    assert "--color, --no-color" in text and "--level low|high" in text
+    assert "Default: low." in text and "--internal" not in text
+    script = tmp_path / "completion.bash"
+    script.write_text(gen_docs.bash_completion(tree), encoding="utf-8")
+    script = str(script)
+    assert complete("k", script=script) == ["keys"]
+    assert complete("keys", "", script=script) == ["list"]
+    assert complete("keys", "list", "--l", script=script) == ["--level"]
+    assert complete("keys", "list", "--level", "h", script=script) == ["high"]
+    assert complete("keys", "list", "--n", script=script) == ["--no-color"]
+    assert complete("keys", "list", "--i", script=script) == []
+    (tmp_path / "wherefile").write_text("")
+    assert complete("keys", "list", "wher", cwd=tmp_path, script=script) == ["wherefile"]
