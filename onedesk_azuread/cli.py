@@ -218,7 +218,8 @@ def _verifier(enabled: bool, flag: str, tenant, cloud, authority_host, timeout):
 @cli.command("set")
 @click.option("--client-id", metavar="ID", help="The Application (client) ID, a GUID.")
 @click.option("--secret-stdin", is_flag=True, help="Read the client secret value from stdin.")
-@click.option("--secret-file", metavar="PATH", help="Read the client secret value from a file.")
+@click.option("--secret-file", metavar="PATH", type=click.Path(),
+              help="Read the client secret value from a file.")
 @click.option("--secret-prompt", is_flag=True, help="Ask for the client secret value, hidden.")
 @click.option("--expires", type=_Date(), metavar="YYYY-MM-DD",
               help="Record when the secret expires (kept in the tool's state).")

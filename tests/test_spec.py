@@ -1,6 +1,8 @@
-"""The RPMs Debian's rpmbuild makes are test builds: dnf refuses them, naming why."""
+"""The RPMs Debian's rpmbuild makes are test builds: dnf refuses them, naming why; and what
+the RPMs carry besides the code."""
 
 import glob
+import gzip
 import os
 import subprocess
 
@@ -18,3 +20,24 @@ def test_a_debian_test_build_says_so_and_never_installs(bed, tmp_path):
     assert ("nothing provides onedesk-azuread-test-build"
             "(made-by-debian-rpmbuild-rebuild-the-srpm-on-el)") in output
     assert root.installed() == []
+
+
+def test_the_rpm_ships_the_committed_man_page_and_completion(bed):
+    """The man page (compressed, as on EL) and the bash completion, byte for byte."""
+    ours = next(r for r in bed.our_rpms if os.path.basename(r).startswith("onedesk-azuread-"))
+    listed = subprocess.run(["rpm", "-qlp", ours], env=bed.env, capture_output=True, text=True,
+                            check=True).stdout.split()
+    assert "/usr/share/man/man1/onedesk-azuread.1.gz" in listed
+    assert "/usr/share/bash-completion/completions/onedesk-azuread" in listed
+    with gzip.open(os.path.join(bed.unpacked, "usr/share/man/man1/onedesk-azuread.1.gz")) as man:
+        with open(os.path.join(HERE, "docs", "onedesk-azuread.1"), "rb") as committed:
+            assert man.read() == committed.read()
+    with open(os.path.join(bed.unpacked, "usr/share/bash-completion/completions/onedesk-azuread"),
+              "rb") as shipped, open(os.path.join(HERE, "completion", "onedesk-azuread.bash"),
+                                     "rb") as committed:
+        assert shipped.read() == committed.read()
+    # and the packaged page renders (groff: in every stage's root, unlike man-db)
+    with gzip.open(os.path.join(bed.unpacked, "usr/share/man/man1/onedesk-azuread.1.gz")) as man:
+        shown = subprocess.run(["groff", "-man", "-Tutf8", "-P", "-cbou"], input=man.read(),
+                               capture_output=True, check=True).stdout.decode()
+    assert shown.startswith("ONEDESK-AZUREAD(1)") and "EXIT STATUS" in shown

@@ -1,13 +1,14 @@
 #!/bin/sh
 # Install the system tools the tests and the demo run for real: bash, Python's
-# venv, (for the packaging tests) rpm, rpmbuild, dnf, createrepo_c, and debootstrap (the
-# Debian 11 root that stands in for EL 9's Python 3.9 and rpm 4.16: tools/debian-root.sh).
+# venv, groff and mandoc (the man page's lint), (for the packaging tests) rpm, rpmbuild,
+# dnf, createrepo_c, and debootstrap (the Debian 11 root that stands in for EL 9's
+# Python 3.9 and rpm 4.16: tools/debian-root.sh).
 # Does nothing when they are all present; needs root otherwise.
 set -eu
 need=""
 have() { command -v "$1" >/dev/null 2>&1; }
 /usr/bin/python3 -c 'import venv, ensurepip' 2>/dev/null || need="$need venv"
-for tool in bash rpm rpmbuild rpm2cpio cpio dnf createrepo_c rpmlint debootstrap; do
+for tool in bash rpm rpmbuild rpm2cpio cpio dnf createrepo_c rpmlint debootstrap groff mandoc; do
     have "$tool" || need="$need $tool"
 done
 /usr/bin/python3 -c 'import dnf, configobj, click, setuptools' 2>/dev/null || need="$need python3-dnf/configobj/click/setuptools"
@@ -18,9 +19,9 @@ if have apt-get; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends bash python3-venv python3-setuptools python3-configobj python3-click rpm rpm2cpio cpio dnf \
-        python3-dnf createrepo-c busybox-static rpmlint debootstrap >/dev/null
+        python3-dnf createrepo-c busybox-static rpmlint debootstrap groff-base mandoc >/dev/null
 elif have dnf; then
-    dnf install -y -q bash python3 python3-setuptools python3-configobj python3-click rpm-build cpio dnf python3-dnf createrepo_c busybox rpmlint debootstrap
+    dnf install -y -q bash python3 python3-setuptools python3-configobj python3-click rpm-build cpio dnf python3-dnf createrepo_c busybox rpmlint debootstrap groff-base mandoc
 else
     echo "system-deps: need apt-get or dnf to install:$need" >&2
     exit 1
