@@ -51,14 +51,14 @@ _onedesk_azuread()
         'app-registration:--url'|'check:--tenant'|'check:--authority-host'|'check:--timeout'|'set:--client-id'|'set:--expires'|'set:--tenant'|'set:--authority-host'|'set:--timeout') return ;;
     esac
     case $path in
-        '') opts='--root --file --version -h --help' subs='app-registration apply check set show status unset' args= ;;
+        '') opts='--root --file --quiet -q --verbose -v --version -h --help' subs='app-registration apply check set show status unset' args= ;;
         'app-registration') opts='--url --json --az -h --help' subs='' args= ;;
-        'apply') opts='--dry-run --yes -y --if-needed -h --help' subs='' args= ;;
+        'apply') opts='--dry-run --yes -y --if-needed --json -h --help' subs='' args= ;;
         'check') opts='--json --fix --online --tenant --cloud --authority-host --timeout -h --help' subs='' args= ;;
-        'set') opts='--client-id --secret-stdin --secret-file --secret-prompt --expires --force --verify --tenant --cloud --authority-host --timeout -h --help' subs='' args= ;;
+        'set') opts='--client-id --secret-stdin --secret-file --secret-prompt --expires --force --verify --tenant --cloud --authority-host --timeout --json -h --help' subs='' args= ;;
         'show') opts='--json --reveal -h --help' subs='' args= ;;
         'status') opts='--json -h --help' subs='' args= ;;
-        'unset') opts='-h --help' subs='' args= ;;
+        'unset') opts='--json -h --help' subs='' args= ;;
         *) return ;;
     esac
     if [[ $cur == -* || ( -z $subs && -z $args ) ]]; then
