@@ -476,6 +476,8 @@ def rotate_command(ctx, years, end_date, retire_old, no_apply, wait, dry_run, as
     elif not dry_run:
         _say(f"done: rotated to secret {result.new_key} (expires {result.expires.isoformat()})"
              + ("; the old secret was retired" if result.retired else ""))
+        if not result.applied:
+            _say(NEXT_STEP)
 
 
 def _say_always(message: str) -> None:

@@ -11,6 +11,7 @@ the one command that finishes the job.
 from __future__ import annotations
 
 import os
+import shlex
 import socket
 import time
 from collections import namedtuple
@@ -63,7 +64,7 @@ UNLISTED = ("Azure has a new secret (hint {hint}) that nothing uses, but its key
             "be read ({why}); nothing was written on this server and the old secret still "
             "works; remove it: find its keyId by the hint {hint} in `az ad app credential list "
             "--id {cid}` and run az ad app credential delete --id {cid} --key-id KEYID")
-NEVER_ACCEPTED = ("Azure AD did not accept the new secret {key} within {waited:g} s ({last}); "
+NEVER_ACCEPTED = ("Azure AD did not accept the new secret {key} within {waited:.0f} s ({last}); "
                   "nothing was written on this server and the old secret still works; remove "
                   "the unused one with: {delete}")
 NOT_WRITTEN = ("Azure AD accepts the new secret {key}, but it could not be written ({why}); "
@@ -78,6 +79,7 @@ NOT_RETIRED = ("rotated: the new secret {key} is in use{applied}, but the old se
 CANNOT_RETIRE = ("rotated: the new secret {key} is in use{applied}, but the old secret was NOT "
                  "retired: {why}; find the old one in `az ad app credential list --id {cid}` "
                  "and retire it with: az ad app credential delete --id {cid} --key-id KEYID")
+STILL_REFUSED = "it still answers AADSTS7000215, invalid client secret"
 AMBIGUOUS_NONE = "no secret of app {cid} has the hint {hint}{ending}"
 AMBIGUOUS_MANY = "{count} secrets of app {cid} have the hint {hint}{ending} ({keys})"
 ENDING = " and ends on {end} (the recorded expiry)"
@@ -190,12 +192,13 @@ def _wait_until_accepted(verify: Callable[[str, str], object], client_id: str, s
         waited = clock() - start
         if result.status == "valid":
             return True, waited, result.message
+        last = STILL_REFUSED if result.code == NOT_YET else result.message
         # Only "invalid secret" (not yet everywhere) and "could not ask" may pass with time.
         if result.status == "invalid" and result.code != NOT_YET:
-            return False, waited, result.message
+            return False, waited, last
         left = wait - waited
         if left <= 0:
-            return False, waited, result.message
+            return False, waited, last
         sleep(min(pause, left))
         pause = min(pause * 2, LONGEST_PAUSE)
 
@@ -247,7 +250,7 @@ def _dry_run(paths: Paths, az: azcli.Az, done: Rotated, name: str, years: int | 
     length = f"ending {end_date.isoformat()}" if end_date else \
         f"valid {years or DEFAULT_YEARS} year(s)"
     say(f"1. add a new secret '{name}' to app {done.client_id} ({length}), keeping the others: "
-        f"az {' '.join(az.reset_args(name, years, end_date))}")
+        f"az {shlex.join(az.reset_args(name, years, end_date))}")
     say(f"2. wait up to {wait:g} s until Azure AD issues a token with it")
     say(f"3. write it to {paths.settings} and record its expiry")
     step = 4
