@@ -24,6 +24,7 @@ AZ_ENV = "ONEDESK_AZUREAD_AZ"
 AZ_TIMEOUT = 120.0
 
 NOT_FOUND = ("the Azure CLI ({command}) was not found{where}")
+UNSPLITTABLE = "${name}={value!r} cannot be split like a shell would ({why}); fix or unset it"
 NOT_LOGGED_IN = ("the Azure CLI is not logged in ({detail}): run `az login` with an account "
                  "allowed to manage the app's secrets, then run onedesk-azuread rotate again")
 FAILED = "`az {what}` failed (exit {code}): {detail}"
@@ -105,7 +106,12 @@ def command() -> list[str] | None:
     """The az command line: $ONEDESK_AZUREAD_AZ (split like a shell would) or `az` on PATH;
     None when there is none."""
     configured = os.environ.get(AZ_ENV, "").strip()
-    argv = shlex.split(configured) if configured else ["az"]
+    try:
+        argv = shlex.split(configured) if configured else ["az"]
+    except ValueError as exc:  # an unclosed quote
+        raise AzError(UNSPLITTABLE.format(name=AZ_ENV, value=configured, why=exc)) from None
+    if not argv:
+        return None
     program = shutil.which(argv[0])
     if program is None:
         return None

@@ -442,7 +442,9 @@ def apply_command(ctx, dry_run, yes, if_needed):
 @click.option("--no-apply", is_flag=True,
               help="Write the new secret but do not reinstall the packages.")
 @click.option("--wait", type=click.FloatRange(0, 3600), default=120.0, show_default=True,
-              metavar="SECONDS", help="How long to wait for Azure AD to accept the new secret.")
+              metavar="SECONDS",
+              help="How long to wait for Azure AD to accept the new secret (each check "
+                   "takes at most --timeout more).")
 @click.option("--dry-run", is_flag=True, help="Say what would happen; change nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @_online_options
@@ -474,8 +476,7 @@ def rotate_command(ctx, years, end_date, retire_old, no_apply, wait, dry_run, as
     if as_json:
         click.echo(_json(result.as_dict()))
     elif not dry_run:
-        _say(f"done: rotated to secret {result.new_key} (expires {result.expires.isoformat()})"
-             + ("; the old secret was retired" if result.retired else ""))
+        _say(result.explain())
         if not result.applied:
             _say(NEXT_STEP)
 

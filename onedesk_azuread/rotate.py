@@ -42,6 +42,27 @@ ROTATE_LOCK = "rotate.lock"
 # Azure AD's answer while a new secret has not reached every replica: "invalid secret".
 NOT_YET = 7000215
 
+# Progress, and the dry run's plan.
+ADDING = "adding a new secret to app {cid} (az ad app credential reset --append)"
+WAITING = ("new secret {key} (hint {hint}…, ends {end}); waiting up to {wait:g} s for Azure AD "
+           "to accept it")
+ACCEPTED = "Azure AD accepts the new secret (after {waited:.1f} s)"
+WRITTEN = f"{{path}}: {SECRET} replaced, expiry {{end}} recorded"
+RETIRED = "retired the old secret {old}"
+KEEPING_OLD = "the old secret will not be retired: {why}"
+DONE = "done: rotated to the new secret {key} (expires {end}){retired}"
+DONE_RETIRED = "; the old secret {old} was retired"
+PLAN_RESET = "add a new secret '{name}' to app {cid} ({length}), keeping the others: {command}"
+ENDING_ON = "ending {end}"
+LASTING = "valid {years} year(s)"
+PLAN_WAIT = "wait up to {wait:g} s until Azure AD issues a token with it"
+PLAN_WRITE = "write it to {path} and record its expiry"
+PLAN_APPLY = ("reinstall the OneDesk packages with it (onedesk-azuread apply) and confirm "
+              "status is in sync")
+PLAN_RETIRE = "retire the old secret: {delete}"
+PLAN_KEEP = "keep the old secret: {why}"
+DRY_RUN_DONE = "dry run: nothing was changed"
+
 NO_AZ = ("{why}. Rotate from a workstation with the Azure CLI instead (the secret goes through "
          "the pipe only, never on a command line or a screen): az ad app credential reset "
          "--id {cid} --append --display-name '{name}' --end-date {end} --query password -o tsv "
@@ -109,6 +130,11 @@ class Rotated(namedtuple("Rotated", "path client_id old_key new_key hint expires
     @property
     def changed(self) -> bool:
         return self.written or self.new_key is not None
+
+    def explain(self) -> str:
+        """The last line of a rotation that succeeded."""
+        retired = DONE_RETIRED.format(old=self.old_key) if self.retired else ""
+        return DONE.format(key=self.new_key, end=self.expires.isoformat(), retired=retired)
 
     def as_dict(self) -> dict:
         return {"changed": self.changed, "dry_run": self.dry_run, "file": self.path,
@@ -221,7 +247,7 @@ def rotate(paths: Paths, *, verify: Callable[[str, str], object], say: Callable[
     if argv is None:
         end = end_date or add_years(today, years or DEFAULT_YEARS)
         raise OnedeskError(NO_AZ.format(why=azcli.missing(), cid=client_id, name=name,
-                                        end=end.isoformat(), host=socket.getfqdn()))
+                                        end=end.isoformat(), host=socket.gethostname()))
     az = azcli.Az(argv, client_id, (secret,))
     done = Rotated(paths.settings, client_id, None, None, None, None, False, False, False, 0.0,
                    dry_run, None)
@@ -232,7 +258,7 @@ def rotate(paths: Paths, *, verify: Callable[[str, str], object], say: Callable[
     old, ambiguous = current_key(before, client_id, secret, recorded)
     done = done._replace(old_key=old.key_id if old else None, note=ambiguous)
     if retire_old and ambiguous:
-        say(f"the old secret will not be retired: {ambiguous}")
+        say(KEEPING_OLD.format(why=ambiguous))
     if dry_run:
         return _dry_run(paths, az, done, name, years, end_date, retire_old, apply_after, wait,
                         say)
@@ -247,23 +273,19 @@ def rotate(paths: Paths, *, verify: Callable[[str, str], object], say: Callable[
 def _dry_run(paths: Paths, az: azcli.Az, done: Rotated, name: str, years: int | None,
              end_date: date | None, retire_old: bool, apply_after: bool, wait: float,
              say: Callable[[str], None]) -> Rotated:
-    length = f"ending {end_date.isoformat()}" if end_date else \
-        f"valid {years or DEFAULT_YEARS} year(s)"
-    say(f"1. add a new secret '{name}' to app {done.client_id} ({length}), keeping the others: "
-        f"az {shlex.join(az.reset_args(name, years, end_date))}")
-    say(f"2. wait up to {wait:g} s until Azure AD issues a token with it")
-    say(f"3. write it to {paths.settings} and record its expiry")
-    step = 4
+    length = (ENDING_ON.format(end=end_date.isoformat()) if end_date
+              else LASTING.format(years=years or DEFAULT_YEARS))
+    steps = [PLAN_RESET.format(name=name, cid=done.client_id, length=length,
+                               command=shlex.join(["az", *az.reset_args(name, years, end_date)])),
+             PLAN_WAIT.format(wait=wait), PLAN_WRITE.format(path=paths.settings)]
     if apply_after:
-        say(f"{step}. reinstall the OneDesk packages with it (onedesk-azuread apply) and "
-            f"confirm status is in sync")
-        step += 1
+        steps.append(PLAN_APPLY)
     if retire_old:
-        if done.old_key:
-            say(f"{step}. retire the old secret: {az.delete_command(done.old_key)}")
-        else:
-            say(f"{step}. keep the old secret: {done.note}")
-    say("dry run: nothing was changed")
+        steps.append(PLAN_RETIRE.format(delete=az.delete_command(done.old_key)) if done.old_key
+                     else PLAN_KEEP.format(why=done.note))
+    for number, step in enumerate(steps, 1):
+        say(f"{number}. {step}")
+    say(DRY_RUN_DONE)
     return done
 
 
@@ -271,7 +293,7 @@ def _rotate(paths: Paths, az: azcli.Az, done: Rotated, before: list[Credential],
             years: int | None, end_date: date | None, retire_old: bool, apply_after: bool,
             wait: float, verify: Callable[[str, str], object], say: Callable[[str], None],
             sleep: Callable[[float], None], clock: Callable[[], float]) -> Rotated:
-    say(f"adding a new secret to app {done.client_id} (az ad app credential reset --append)")
+    say(ADDING.format(cid=done.client_id))
     try:
         secret = az.reset(name, years, end_date)
     except AzError as exc:
@@ -292,15 +314,15 @@ def _rotate(paths: Paths, az: azcli.Az, done: Rotated, before: list[Credential],
     problems = validation.errors(validation.validate(_as_document(done.client_id, secret)))
     if problems:
         raise Failed(BAD_SECRET.format(why=problems[0].code, delete=delete_new), done)
-    say(f"new secret {created.key_id} (hint {hint}…, ends {created.end_date.isoformat()}); "
-        f"waiting up to {wait:g} s for Azure AD to accept it")
+    say(WAITING.format(key=created.key_id, hint=hint, end=created.end_date.isoformat(),
+                       wait=wait))
     accepted, waited, last = _wait_until_accepted(verify, done.client_id, secret, wait, sleep,
                                                   clock)
     done = done._replace(waited=waited)
     if not accepted:
         raise Failed(NEVER_ACCEPTED.format(key=created.key_id, waited=waited, last=last,
                                            delete=delete_new), done)
-    say(f"Azure AD accepts the new secret (after {waited:.1f} s)")
+    say(ACCEPTED.format(waited=waited))
     try:
         operations.set_entries(paths, client_id=done.client_id, secret=secret,
                                expires=created.end_date)
@@ -308,7 +330,7 @@ def _rotate(paths: Paths, az: azcli.Az, done: Rotated, before: list[Credential],
         raise Failed(NOT_WRITTEN.format(key=created.key_id, why=exc, delete=delete_new),
                      done) from None
     done = done._replace(written=True)
-    say(f"{paths.settings}: {SECRET} replaced, expiry {created.end_date.isoformat()} recorded")
+    say(WRITTEN.format(path=paths.settings, end=created.end_date.isoformat()))
     apply_command = journal.finish_command(paths.root, paths.settings)
     old_delete = az.delete_command(done.old_key) if done.old_key else None
     if apply_after:
@@ -336,7 +358,7 @@ def _rotate(paths: Paths, az: azcli.Az, done: Rotated, before: list[Credential],
     except AzError as exc:
         raise Failed(NOT_RETIRED.format(key=created.key_id, applied=note, old=done.old_key,
                                         why=exc, delete=old_delete), done) from None
-    say(f"retired the old secret {done.old_key}")
+    say(RETIRED.format(old=done.old_key))
     return done._replace(retired=True)
 
 

@@ -193,7 +193,9 @@ def test_end_date_and_years_go_to_az_and_the_expiry_comes_back(run, root, azure,
     assert reset[reset.index("--end-date") + 1] == end.isoformat() and "--years" not in reset
     secret = bash_reads(configured, "AZUREAD_CIS")[0]
     assert state.load_expiry(state_dir(root), secret) == end
-    assert f"expires {end.isoformat()}" in result.stderr
+    assert f"done: rotated to the new secret {az.keys()[-1]} (expires {end.isoformat()})" \
+        in result.stderr
+    assert "onedesk-azuread apply" in result.stderr  # --no-apply: the step left
     before = az.keys()
     again = rotate_cli(run, azure, "--no-apply", "--years", "2")
     assert again.exit_code == 0, again.stderr
@@ -370,6 +372,10 @@ def test_without_az_it_says_what_to_run_on_a_workstation(run, root, azure, confi
     monkeypatch.setenv("ONEDESK_AZUREAD_AZ", str(tmp_path / "no-such-az"))
     named = rotate_cli(run, azure)
     assert named.exit_code == 1 and "$ONEDESK_AZUREAD_AZ" in named.stderr
+    monkeypatch.setenv("ONEDESK_AZUREAD_AZ", "az 'unclosed")
+    broken = rotate_cli(run, azure)
+    assert broken.exit_code == 1 and "cannot be split like a shell would" in broken.stderr
+    assert "Traceback" not in broken.stderr
 
 
 @pytest.mark.parametrize("args, words", [
@@ -476,3 +482,25 @@ def test_a_failed_retirement_says_the_one_command_left(installed, azure, az):
     assert json.loads(bed_rotate(root, az, "status", "--json").stdout)["state"] == "in sync"
     assert old_key in az.keys() and accepted(az, SECRET)
     assert_never_leaked(root.path, az, result, SECRET, secret)
+
+
+def test_two_rotations_never_run_at_once(run, root, azure, az, configured, monkeypatch):
+    import subprocess
+
+    lock = os.path.join(state_dir(root), "rotate.lock")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import fcntl, os, sys, time\n"
+         "fd = os.open(sys.argv[1], os.O_RDONLY | os.O_CREAT, 0o600)\n"
+         "fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); time.sleep(60)", lock],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        monkeypatch.setenv("ONEDESK_AZUREAD_LOCK_TIMEOUT", "0.5")
+        before = configured.read_bytes()
+        result = rotate_cli(run, azure, "--no-apply")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert result.exit_code == 1
+    assert f"{lock}: still locked after 0.5 s" in result.stderr
+    assert "reset" not in az.verbs() and configured.read_bytes() == before
