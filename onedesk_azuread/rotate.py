@@ -24,6 +24,7 @@ from . import (
     SECRET,
     apply,
     azcli,
+    fsutil,
     journal,
     operations,
     shellfile,
@@ -241,6 +242,22 @@ def rotate(paths: Paths, *, verify: Callable[[str, str], object], say: Callable[
     today = today or date.today()
     if end_date is not None and end_date <= today:
         raise OnedeskError(PAST_END.format(end=end_date.isoformat()))
+    if dry_run:
+        return _start(paths, verify, say, years, end_date, retire_old, apply_after, True, wait,
+                      today, sleep, clock)
+    _check_current(paths, today)  # refuse before even the lock file is created
+    state.state_directory(paths.state_dir, create=True)
+    # One rotation at a time, from reading the current secret on: a second one would add a
+    # second new secret and could retire what the first one put in place.
+    with fsutil.locked(os.path.join(paths.state_dir, ROTATE_LOCK)):
+        return _start(paths, verify, say, years, end_date, retire_old, apply_after, False,
+                      wait, today, sleep, clock)
+
+
+def _start(paths: Paths, verify: Callable[[str, str], object], say: Callable[[str], None],
+           years: int | None, end_date: date | None, retire_old: bool, apply_after: bool,
+           dry_run: bool, wait: float, today: date, sleep: Callable[[float], None],
+           clock: Callable[[], float]) -> Rotated:
     client_id, secret, recorded = _check_current(paths, today)
     name = display_name(today)
     argv = azcli.command()
@@ -262,12 +279,8 @@ def rotate(paths: Paths, *, verify: Callable[[str, str], object], say: Callable[
     if dry_run:
         return _dry_run(paths, az, done, name, years, end_date, retire_old, apply_after, wait,
                         say)
-    state.state_directory(paths.state_dir, create=True)
-    from .fsutil import locked
-
-    with locked(os.path.join(paths.state_dir, ROTATE_LOCK)):  # one rotation at a time
-        return _rotate(paths, az, done, before, name, years, end_date, retire_old,
-                       apply_after, wait, verify, say, sleep, clock)
+    return _rotate(paths, az, done, before, name, years, end_date, retire_old, apply_after,
+                   wait, verify, say, sleep, clock)
 
 
 def _dry_run(paths: Paths, az: azcli.Az, done: Rotated, name: str, years: int | None,

@@ -397,6 +397,7 @@ def test_refuses_invalid_current_entries_and_past_end_dates(run, root, azure, az
     past = rotate_cli(run, azure, "--end-date", date.today().isoformat())
     assert past.exit_code == 1 and "is not in the future" in past.stderr
     assert az.calls() == []
+    assert not os.path.exists(state_dir(root))  # nothing on disk, not even the lock
 
 
 def test_an_expired_current_secret_is_the_reason_to_rotate_not_a_refusal(run, root, azure,
@@ -503,4 +504,4 @@ def test_two_rotations_never_run_at_once(run, root, azure, az, configured, monke
         holder.wait()
     assert result.exit_code == 1
     assert f"{lock}: still locked after 0.5 s" in result.stderr
-    assert "reset" not in az.verbs() and configured.read_bytes() == before
+    assert az.calls() == [] and configured.read_bytes() == before
