@@ -432,12 +432,55 @@ def installed(new_root):
     return root
 
 
+class ProcWatch:
+    """Samples the command line and environment of every process on the machine while a
+    rotation runs (az, dnf, rpm, bash, the install scripts), for any secret "Azure" holds."""
+
+    def __init__(self, az):
+        import threading
+
+        self.az = az
+        self.hits = []
+        self.samples = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._watch, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+
+    def _watch(self):
+        while not self.stop.is_set():
+            try:
+                values = [v.encode() for v in self.az.data()["values"].values()]
+            except (OSError, ValueError):
+                continue
+            for pid in os.listdir("/proc"):
+                if not pid.isdigit():
+                    continue
+                for part in ("cmdline", "environ"):
+                    try:
+                        with open(f"/proc/{pid}/{part}", "rb") as handle:
+                            data = handle.read()
+                    except OSError:
+                        continue
+                    if any(value in data for value in values):
+                        self.hits.append((pid, part))
+            self.samples += 1
+
+
 def test_rotate_applies_and_retires_the_old_secret(installed, azure, az):
     root = installed
     old_key, keys = az.key_of(SECRET), az.keys()
     other_key = az.key_of(OTHER_SECRET)
-    result = bed_rotate(root, az, "rotate", "--tenant", TENANT, "--authority-host", azure.url,
-                        "--retire-old", "--json")
+    with ProcWatch(az) as watch:
+        result = bed_rotate(root, az, "rotate", "--tenant", TENANT, "--authority-host",
+                            azure.url, "--retire-old", "--json")
+    assert watch.samples >= 10 and watch.hits == []  # on no command line, in no environment
     assert result.exit_code == 0, result.stderr
     key, secret = new_secret(az, keys)
     report = json.loads(result.stdout)
@@ -505,3 +548,13 @@ def test_two_rotations_never_run_at_once(run, root, azure, az, configured, monke
     assert result.exit_code == 1
     assert f"{lock}: still locked after 0.5 s" in result.stderr
     assert az.calls() == [] and configured.read_bytes() == before
+
+
+def test_the_process_watch_sees_a_secret_where_it_should_never_be(az):
+    import subprocess
+
+    with ProcWatch(az) as watch:
+        leaky = subprocess.Popen(["sleep", "1"], env={"PATH": os.environ["PATH"],
+                                                      "LEAK": OTHER_SECRET})
+        leaky.wait()
+    assert (str(leaky.pid), "environ") in watch.hits
