@@ -101,6 +101,13 @@ NOT_RETIRED = ("rotated: the new secret {key} is in use{applied}, but the old se
 CANNOT_RETIRE = ("rotated: the new secret {key} is in use{applied}, but the old secret was NOT "
                  "retired: {why}; find the old one in `az ad app credential list --id {cid}` "
                  "and retire it with: az ad app credential delete --id {cid} --key-id KEYID")
+NOT_LISTED = "it is not in the list"
+NO_END = "it has no endDateTime"
+NOT_IN_SYNC = "status is not in sync"
+INTERRUPTED = ("interrupted before the new secret was written; {state}")
+INTERRUPTED_UNUSED = ("Azure has a new secret {key} that nothing uses; nothing was written on "
+                      "this server and the old secret still works; remove the unused one with: "
+                      "{delete}")
 STILL_REFUSED = "it still answers AADSTS7000215, invalid client secret"
 AMBIGUOUS_NONE = "no secret of app {cid} has the hint {hint}{ending}"
 AMBIGUOUS_MANY = "{count} secrets of app {cid} have the hint {hint}{ending} ({keys})"
@@ -308,6 +315,29 @@ def _rotate(paths: Paths, az: azcli.Az, done: Rotated, before: list[Credential],
             sleep: Callable[[float], None], clock: Callable[[], float]) -> Rotated:
     say(ADDING.format(cid=done.client_id))
     try:
+        secret, done = _add_accepted(az, done, before, name, years, end_date, wait,
+                                     verify, say, sleep, clock)
+    except KeyboardInterrupt:  # ^C while az runs or while waiting: say what Azure has now
+        raise _interrupted(az, before, done) from None
+    try:
+        operations.set_entries(paths, client_id=done.client_id, secret=secret,
+                               expires=done.expires)
+    except OnedeskError as exc:
+        raise Failed(NOT_WRITTEN.format(key=done.new_key, why=exc,
+                                        delete=az.delete_command(done.new_key)),
+                     done) from None
+    done = done._replace(written=True)
+    say(WRITTEN.format(path=paths.settings, end=done.expires.isoformat()))
+    return _apply_and_retire(paths, az, done, retire_old, apply_after, say)
+
+
+def _add_accepted(az: azcli.Az, done: Rotated, before: list[Credential], name: str,
+                  years: int | None, end_date: date | None, wait: float,
+                  verify: Callable[[str, str], object], say: Callable[[str], None],
+                  sleep: Callable[[float], None], clock: Callable[[], float]
+                  ) -> tuple[str, Rotated]:
+    """Add the new secret in Azure and wait until Azure AD accepts it: (secret, done)."""
+    try:
         secret = az.reset(name, years, end_date)
     except AzError as exc:
         raise _reset_failed(az, before, exc, done) from None
@@ -320,7 +350,7 @@ def _rotate(paths: Paths, az: azcli.Az, done: Rotated, before: list[Credential],
         raise Failed(UNLISTED.format(hint=hint, why=exc, cid=done.client_id), done) from None
     created = new_key(before, after, secret)
     if created is None or created.end_date is None:
-        why = "it is not in the list" if created is None else "it has no endDateTime"
+        why = NOT_LISTED if created is None else NO_END
         raise Failed(UNLISTED.format(hint=hint, why=why, cid=done.client_id), done)
     done = done._replace(new_key=created.key_id, expires=created.end_date)
     delete_new = az.delete_command(created.key_id)
@@ -336,14 +366,12 @@ def _rotate(paths: Paths, az: azcli.Az, done: Rotated, before: list[Credential],
         raise Failed(NEVER_ACCEPTED.format(key=created.key_id, waited=waited, last=last,
                                            delete=delete_new), done)
     say(ACCEPTED.format(waited=waited))
-    try:
-        operations.set_entries(paths, client_id=done.client_id, secret=secret,
-                               expires=created.end_date)
-    except OnedeskError as exc:
-        raise Failed(NOT_WRITTEN.format(key=created.key_id, why=exc, delete=delete_new),
-                     done) from None
-    done = done._replace(written=True)
-    say(WRITTEN.format(path=paths.settings, end=created.end_date.isoformat()))
+    return secret, done
+
+
+def _apply_and_retire(paths: Paths, az: azcli.Az, done: Rotated, retire_old: bool,
+                      apply_after: bool, say: Callable[[str], None]) -> Rotated:
+    """The new secret is written: apply it, and only then (in sync) retire the old one."""
     apply_command = journal.finish_command(paths.root, paths.settings)
     old_delete = az.delete_command(done.old_key) if done.old_key else None
     if apply_after:
@@ -351,8 +379,8 @@ def _rotate(paths: Paths, az: azcli.Az, done: Rotated, before: list[Credential],
             applied = apply.apply(paths, say, confirm_removal=None)
         except OnedeskError as exc:
             then = THEN_RETIRE.format(delete=old_delete) if retire_old and old_delete else ""
-            raise Failed(NOT_APPLIED.format(key=created.key_id, path=paths.settings,
-                                            end=created.end_date.isoformat(), why=exc,
+            raise Failed(NOT_APPLIED.format(key=done.new_key, path=paths.settings,
+                                            end=done.expires.isoformat(), why=exc,
                                             apply=apply_command, then=then), done) from None
         done = done._replace(applied=applied.after.sync == state.IN_SYNC)
     note = APPLIED_NOTE if apply_after else NO_APPLY_NOTE.format(path=paths.settings,
@@ -360,16 +388,16 @@ def _rotate(paths: Paths, az: azcli.Az, done: Rotated, before: list[Credential],
     if not retire_old:
         return done
     if not done.applied:  # never retire what OneDesk may still be using
-        raise Failed(CANNOT_RETIRE.format(key=created.key_id, applied=note,
-                                          why="status is not in sync", cid=done.client_id),
+        raise Failed(CANNOT_RETIRE.format(key=done.new_key, applied=note,
+                                          why=NOT_IN_SYNC, cid=done.client_id),
                      done)
     if done.old_key is None:
-        raise Failed(CANNOT_RETIRE.format(key=created.key_id, applied=note, why=done.note,
+        raise Failed(CANNOT_RETIRE.format(key=done.new_key, applied=note, why=done.note,
                                           cid=done.client_id), done)
     try:
         az.delete(done.old_key)
     except AzError as exc:
-        raise Failed(NOT_RETIRED.format(key=created.key_id, applied=note, old=done.old_key,
+        raise Failed(NOT_RETIRED.format(key=done.new_key, applied=note, old=done.old_key,
                                         why=exc, delete=old_delete), done) from None
     say(RETIRED.format(old=done.old_key))
     return done._replace(retired=True)
@@ -381,16 +409,33 @@ def _as_document(client_id: str, secret: str) -> shellfile.Document:
     return shellfile.parse(text, KEYS, "-")
 
 
+def _added(az: azcli.Az, before: list[Credential]) -> list[Credential]:
+    """The secrets Azure has now that it did not have before (none if az cannot say)."""
+    try:
+        after = az.list()
+    except AzError:
+        return []
+    known = {c.key_id for c in before}
+    return [c for c in after if c.key_id not in known]
+
+
+def _interrupted(az: azcli.Az, before: list[Credential], done: Rotated) -> Failed:
+    added = [done.new_key] if done.new_key else [c.key_id for c in _added(az, before)]
+    if len(added) == 1:
+        now = INTERRUPTED_UNUSED.format(key=added[0], delete=az.delete_command(added[0]))
+        done = done._replace(new_key=added[0])
+    else:
+        now = NOTHING_CHANGED
+    error = Failed(INTERRUPTED.format(state=now), done)
+    error.exit_code = 130  # 128 + SIGINT, as a shell reports it
+    return error
+
+
 def _reset_failed(az: azcli.Az, before: list[Credential], exc: AzError,
                   done: Rotated) -> Failed:
     """After a failed reset, ask Azure whether a secret was added all the same (the call can
     fail after Graph created it), so the message says what is really there."""
-    try:
-        after = az.list()
-    except AzError:
-        after = before
-    known = {c.key_id for c in before}
-    added = [c for c in after if c.key_id not in known]
+    added = _added(az, before)
     if len(added) == 1:
         return Failed(RESET_FAILED_ADDED.format(why=exc, key=added[0].key_id,
                                                 delete=az.delete_command(added[0].key_id)),

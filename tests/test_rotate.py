@@ -558,3 +558,25 @@ def test_the_process_watch_sees_a_secret_where_it_should_never_be(az):
                                                       "LEAK": OTHER_SECRET})
         leaky.wait()
     assert (str(leaky.pid), "environ") in watch.hits
+
+
+def test_an_interrupt_while_waiting_names_the_unused_secret(root, az, configured):
+    from onedesk_azuread.paths import Paths
+
+    keys, before = az.keys(), configured.read_bytes()
+
+    def interrupted(client_id, secret):
+        raise KeyboardInterrupt
+
+    lines = []
+    with pytest.raises(rotate.Failed) as caught:
+        rotate.rotate(Paths.under(str(root)), verify=interrupted, say=lines.append,
+                      apply_after=False)
+    key, secret = new_secret(az, keys)
+    assert caught.value.exit_code == 130
+    assert str(caught.value).startswith("interrupted before the new secret was written; Azure "
+                                        f"has a new secret {key} that nothing uses")
+    assert str(caught.value).endswith(f"az ad app credential delete --id {CLIENT_ID} "
+                                      f"--key-id {key}")
+    assert configured.read_bytes() == before
+    assert all(secret not in line and SECRET not in line for line in lines)
