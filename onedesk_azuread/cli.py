@@ -364,6 +364,54 @@ def apply_command(ctx, dry_run, yes, if_needed, as_json):
         click.echo(_json(done.as_dict()))
 
 
+@cli.command("rotate")
+@click.option("--years", type=click.IntRange(1, 10), metavar="N",
+              help="The new secret's lifetime in years (default 1, as az's).")
+@click.option("--end-date", type=_Date(), metavar="YYYY-MM-DD", help="Or its last day.")
+@click.option("--retire-old", is_flag=True,
+              help="Then delete the old secret in Azure (only once status is in sync).")
+@click.option("--no-apply", is_flag=True,
+              help="Write the new secret but do not reinstall the packages.")
+@click.option("--wait", type=click.FloatRange(0, 3600), default=120.0, show_default=True,
+              metavar="SECONDS",
+              help="How long to wait for Azure AD to accept the new secret (each check "
+                   "takes at most --timeout more).")
+@click.option("--dry-run", is_flag=True, help="Say what would happen; change nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@_online_options
+@click.pass_context
+def rotate_command(ctx, years, end_date, retire_old, no_apply, wait, dry_run, as_json, tenant,
+                   cloud, authority_host, timeout):
+    """Replace the client secret with a new one, with the Azure CLI (`az login` first).
+
+    Adds a secret (az ad app credential reset --append), waits until Azure AD accepts
+    it, writes it and its expiry, applies, and with --retire-old deletes the old one.
+    The az command is `az`, or $ONEDESK_AZUREAD_AZ (split like a shell would).
+    """
+    from . import rotate
+
+    if years is not None and end_date is not None:
+        raise click.UsageError("give --years or --end-date, not both")
+    if retire_old and no_apply:
+        raise click.UsageError("--retire-old needs the apply: without it OneDesk still uses "
+                               "the old secret")
+    verifier = _verifier(True, "rotate", tenant, cloud, authority_host, timeout)
+    try:
+        result = rotate.rotate(_paths(ctx), verify=verifier, say=_say_always, years=years,
+                               end_date=end_date, retire_old=retire_old,
+                               apply_after=not no_apply, dry_run=dry_run, wait=wait)
+    except rotate.Failed as exc:
+        if as_json:
+            click.echo(_json({**exc.result.as_dict(), "error": str(exc)}))
+        raise
+    if as_json:
+        click.echo(_json(result.as_dict()))
+    elif not dry_run:
+        _say(result.explain())
+        if not result.applied:
+            _say(NEXT_STEP)
+
+
 def _say_always(message: str) -> None:
     """After a hangup the terminal is gone (EIO); a closed pipe gives EPIPE. A job that is
     under way goes on: its messages go to /dev/null from then on."""

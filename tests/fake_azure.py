@@ -53,11 +53,17 @@ def error_body(code, app="", tenant=""):
 
 
 class FakeAzure:
-    """Configure ``token`` (an AADSTS code, "ok", or an HTTP status like 500) before each call."""
+    """Configure ``token`` (an AADSTS code, "ok", or an HTTP status like 500) before each call.
+
+    With ``az_state`` (the path of tests/fake_az.py's state file), "ok" means what Azure AD
+    does: a token only for a secret the app holds there, once it has propagated (the
+    state's delay) and until it is deleted or expires; otherwise AADSTS7000215.
+    """
 
     def __init__(self, ca, secret):
         self.secret = secret
         self.token = "ok"
+        self.az_state = None
         self.discovery_status = 200
         self.missing_tenants = set()
         self.seen = []  # (method, path, form without the secret, secret matched)
@@ -117,9 +123,16 @@ class FakeAzure:
             def do_POST(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
-                matched = form.pop("client_secret", None) == fake.secret
+                secret = form.pop("client_secret", None)
+                matched = secret == fake.secret
                 fake.seen.append(("POST", self.path, form, matched))
                 tenant = self.path.strip("/").split("/")[0]
+                if fake.token == "ok" and fake.az_state is not None:
+                    from .fake_az import accepted
+
+                    if not accepted(fake.az_state, form.get("client_id"), secret):
+                        return self._send(*error_body(7000215, app=form.get("client_id", ""),
+                                                      tenant=tenant))
                 if fake.token == "ok":
                     return self._send(200, {"token_type": "Bearer", "expires_in": 3599,
                                             "ext_expires_in": 3599,

@@ -1,0 +1,582 @@
+"""`rotate`: a stand-in `az` (tests/fake_az.py) and the local fake authority share one state
+file, so msal's real code path meets an "Azure" that holds exactly the secrets az created,
+accepts a new one only after a propagation delay and refuses a retired one."""
+
+import json
+import os
+import sys
+import time
+from datetime import date, datetime, timedelta, timezone
+
+import pytest
+import trustme
+
+from onedesk_azuread import rotate, state
+from onedesk_azuread.azcli import Credential, parse_time
+
+from . import fake_az
+from .conftest import CLIENT_ID, OTHER_SECRET, SECRET, bash_reads
+from .fake_azure import FakeAzure
+
+TENANT = "contoso.onmicrosoft.com"
+HERE = os.path.dirname(os.path.abspath(__file__))
+OLD_END = date.today() + timedelta(days=20)  # soon: the reason to rotate
+
+
+@pytest.fixture(scope="module")
+def ca():
+    return trustme.CA()
+
+
+@pytest.fixture(scope="module")
+def azure_server(ca):
+    server = FakeAzure(ca, SECRET)
+    yield server
+    server.close()
+
+
+class Az:
+    """The stand-in az on PATH, its state and its call log."""
+
+    def __init__(self, directory):
+        self.bin = directory / "bin"
+        self.bin.mkdir()
+        self.path = self.bin / "az"
+        with open(os.path.join(HERE, "fake_az.py")) as handle:
+            body = handle.read().split("\n", 1)[1]
+        # This interpreter, whatever python3 PATH has: the stand-in needs only the stdlib.
+        self.path.write_text(f"#!{sys.executable}\n{body}")
+        self.path.chmod(0o755)
+        self.state = str(directory / "az-state.json")
+        self.log = str(directory / "az-calls.jsonl")
+        other_end = (date.today() + timedelta(days=400)).isoformat() + "T08:00:00.5Z"
+        fake_az.make_state(self.state, CLIENT_ID, [
+            (SECRET, fake_az.stale_start(), f"{OLD_END.isoformat()}T09:12:44.1234567Z",
+             "OneDesk on-premise"),
+            (OTHER_SECRET, fake_az.stale_start(100), other_end, "someone else's"),
+        ])
+
+    def data(self):
+        return fake_az.load(self.state)
+
+    def set(self, **changes):
+        data = self.data()
+        data.update(changes)
+        fake_az.save(self.state, data)
+
+    def keys(self):
+        return [e["keyId"] for e in self.data()["apps"][CLIENT_ID]["passwordCredentials"]]
+
+    def key_of(self, secret):
+        data = self.data()
+        return next(k for k, v in data["values"].items() if v == secret)
+
+    def value(self, key):
+        return self.data()["values"][key]
+
+    def calls(self):
+        if not os.path.exists(self.log):
+            return []
+        with open(self.log) as handle:
+            return [json.loads(line) for line in handle]
+
+    def verbs(self):
+        return [call["argv"][3] for call in self.calls()]
+
+
+@pytest.fixture
+def az(tmp_path, monkeypatch):
+    found = Az(tmp_path)
+    monkeypatch.setenv("PATH", f"{found.bin}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_AZ_STATE", found.state)
+    monkeypatch.setenv("FAKE_AZ_LOG", found.log)
+    monkeypatch.delenv("ONEDESK_AZUREAD_AZ", raising=False)
+    return found
+
+
+@pytest.fixture
+def azure(azure_server, ca, az, monkeypatch, tmp_path):
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    for name in ("CURL_CA_BUNDLE", "SSL_CERT_FILE", "HTTPS_PROXY", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    azure_server.token = "ok"
+    azure_server.az_state = az.state
+    del azure_server.seen[:]
+    yield azure_server
+    azure_server.az_state = None
+
+
+def state_dir(root):
+    return os.path.join(str(root), "var/lib/onedesk-azuread")
+
+
+@pytest.fixture
+def configured(root, settings_path):
+    settings_path.write_text(f"OTHER=1\nAZUREAD_CID={CLIENT_ID}\nAZUREAD_CIS={SECRET}\n")
+    settings_path.chmod(0o600)
+    state.save_expiry(state_dir(root), SECRET, OLD_END)
+    return settings_path
+
+
+def rotate_cli(run, azure, *extra):
+    return run("rotate", "--tenant", TENANT, "--authority-host", azure.url, *extra)
+
+
+def accepted(az, secret):
+    return fake_az.accepted(az.state, CLIENT_ID, secret)
+
+
+def assert_never_leaked(root, az, result, *secrets):
+    """No secret on az's command line or in its environment, in our output, in our state."""
+    for secret in secrets:
+        assert secret not in result.stdout + result.stderr
+        for call in az.calls():
+            assert not any(secret in word for word in call["argv"])
+            assert not any(secret in value for value in call["env"].values())
+        for folder, _, files in os.walk(state_dir(root)):
+            for name in files:
+                with open(os.path.join(folder, name), "rb") as handle:
+                    assert secret.encode() not in handle.read(), name
+
+
+def new_secret(az, before):
+    fresh = [k for k in az.keys() if k not in before]
+    assert len(fresh) == 1, fresh
+    return fresh[0], az.value(fresh[0])
+
+
+# --- the whole rotation, without the packages (--no-apply) ------------------------------
+
+def test_rotate_no_apply_end_to_end(run, root, azure, az, configured, monkeypatch):
+    monkeypatch.setenv("AZUREAD_CIS", SECRET)  # a stale export in the admin's shell
+    old_key, before = az.key_of(SECRET), az.keys()
+    start = time.monotonic()
+    result = rotate_cli(run, azure, "--no-apply", "--json")
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    key, secret = new_secret(az, before)
+    assert report["changed"] is True and report["written"] is True
+    assert (report["applied"], report["retired"]) == (False, False)
+    assert (report["old_key_id"], report["new_key_id"]) == (old_key, key)
+    assert report["secret_hint"] == secret[:3]
+    # Azure AD took its time: the fake accepts a new secret only after 2 s.
+    assert report["waited_seconds"] >= 1.5 and time.monotonic() - start >= 2
+    assert bash_reads(configured, "AZUREAD_CID", "AZUREAD_CIS", "OTHER") == [CLIENT_ID, secret,
+                                                                             "1"]
+    entry = next(e for e in az.data()["apps"][CLIENT_ID]["passwordCredentials"]
+                 if e["keyId"] == key)
+    end = entry["endDateTime"][:10]
+    assert report["expires"] == end
+    assert state.load_expiry(state_dir(root), secret).isoformat() == end
+    assert end == date.today().replace(year=date.today().year + 1).isoformat()
+    assert old_key in az.keys() and accepted(az, SECRET) and accepted(az, secret)
+    assert az.verbs() == ["list", "reset", "list"]
+    reset = az.calls()[1]["argv"]
+    assert "--append" in reset
+    assert reset[reset.index("--display-name") + 1] == f"onedesk-azuread {date.today()}"
+    assert all("AZUREAD_CIS" not in call["env"] for call in az.calls())
+    assert_never_leaked(root, az, result, SECRET, secret)
+    text = run("show").stdout
+    assert secret[:3] + "…" in text and secret not in text
+
+
+def test_end_date_and_years_go_to_az_and_the_expiry_comes_back(run, root, azure, az,
+                                                                configured):
+    az.set(propagation_seconds=0)
+    end = date.today() + timedelta(days=180)
+    result = rotate_cli(run, azure, "--no-apply", "--end-date", end.isoformat())
+    assert result.exit_code == 0, result.stderr
+    reset = az.calls()[1]["argv"]
+    assert reset[reset.index("--end-date") + 1] == end.isoformat() and "--years" not in reset
+    secret = bash_reads(configured, "AZUREAD_CIS")[0]
+    assert state.load_expiry(state_dir(root), secret) == end
+    assert f"done: rotated to the new secret {az.keys()[-1]} (expires {end.isoformat()})" \
+        in result.stderr
+    assert "onedesk-azuread apply" in result.stderr  # --no-apply: the step left
+    before = az.keys()
+    again = rotate_cli(run, azure, "--no-apply", "--years", "2")
+    assert again.exit_code == 0, again.stderr
+    reset = az.calls()[-2]["argv"]
+    assert reset[reset.index("--years") + 1] == "2"
+    _, newer = new_secret(az, before)
+    assert state.load_expiry(state_dir(root), newer).year == date.today().year + 2
+    assert len(az.keys()) == 4  # --append: nothing else went
+
+
+def test_dry_run_changes_nothing(run, root, azure, az, configured):
+    before_text, before_keys = configured.read_bytes(), az.keys()
+    result = rotate_cli(run, azure, "--dry-run", "--retire-old", "--json")
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["changed"] is False and report["dry_run"] is True
+    assert report["old_key_id"] == az.key_of(SECRET)
+    assert "dry run: nothing was changed" in result.stderr
+    assert f"az ad app credential delete --id {CLIENT_ID} --key-id {az.key_of(SECRET)}" \
+        in result.stderr
+    assert "--append" in result.stderr
+    assert az.verbs() == ["list"]  # read-only
+    assert configured.read_bytes() == before_text and az.keys() == before_keys
+    assert azure.seen == []  # Azure AD was not even asked
+    assert_never_leaked(root, az, result, SECRET)
+
+
+def test_an_old_secret_that_cannot_be_told_apart_is_never_retired(run, root, azure, az,
+                                                                   configured):
+    state.save_expiry(state_dir(root), SECRET, OLD_END + timedelta(days=1))  # not Azure's date
+    result = rotate_cli(run, azure, "--dry-run", "--retire-old")
+    assert result.exit_code == 0
+    assert (f"no secret of app {CLIENT_ID} has the hint {SECRET[:3]} and ends on "
+            f"{(OLD_END + timedelta(days=1)).isoformat()}") in result.stderr
+    assert "az ad app credential delete" not in result.stderr
+
+
+def test_current_key_matches_hint_and_recorded_expiry():
+    def cred(key, hint, end):
+        return Credential(key, hint, None, None, parse_time(end))
+
+    creds = [cred("a", "Xk7", "2027-01-01T00:00:00Z"), cred("b", "Xk7", "2028-01-01T10:00:00Z"),
+             cred("c", "Qa9", "2027-01-01T00:00:00Z")]
+    assert rotate.current_key(creds, CLIENT_ID, SECRET, date(2028, 1, 1))[0].key_id == "b"
+    none, why = rotate.current_key(creds, CLIENT_ID, SECRET, None)
+    assert none is None and "2 secrets of app" in why and "(a, b)" in why
+    assert rotate.current_key(creds[1:], CLIENT_ID, SECRET, None)[0].key_id == "b"
+    assert parse_time("2026-12-02T00:37:39.6171427Z") == datetime(
+        2026, 12, 2, 0, 37, 39, 617142, tzinfo=timezone.utc)
+    assert parse_time("2026-12-02T01:00:00+01:00").hour == 0
+    assert parse_time("yesterday") is None
+
+
+# --- faults: each leaves the old secret working and the file consistent ------------------
+
+def test_az_reset_fails(run, root, azure, az, configured):
+    az.set(fail={"reset": {"message": "Insufficient privileges to complete the operation."}})
+    before, keys = configured.read_bytes(), az.keys()
+    result = rotate_cli(run, azure, "--no-apply", "--json")
+    assert result.exit_code == 1
+    assert "Insufficient privileges to complete the operation." in result.stderr
+    assert "nothing was changed in Azure or on this server" in result.stderr
+    assert json.loads(result.stdout)["changed"] is False
+    assert configured.read_bytes() == before and az.keys() == keys
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) <= 2
+    assert_never_leaked(root, az, result, SECRET)
+
+
+def test_az_reset_that_failed_after_adding_names_the_unused_key(run, root, azure, az,
+                                                                 configured):
+    az.set(fail={"reset": {"message": "The operation timed out.", "after_add": True}})
+    before, keys = configured.read_bytes(), az.keys()
+    result = rotate_cli(run, azure, "--no-apply")
+    assert result.exit_code == 1
+    key, secret = new_secret(az, keys)
+    assert f"Azure now has a new secret {key} that nothing uses" in result.stderr
+    assert f"az ad app credential delete --id {CLIENT_ID} --key-id {key}" in result.stderr
+    assert configured.read_bytes() == before
+    assert_never_leaked(root, az, result, SECRET, secret)
+
+
+def test_a_new_secret_that_never_becomes_valid(run, root, azure, az, configured):
+    az.set(propagation_seconds=10 ** 6)
+    before, keys = configured.read_bytes(), az.keys()
+    start = time.monotonic()
+    result = rotate_cli(run, azure, "--no-apply", "--wait", "2.5")
+    elapsed = time.monotonic() - start
+    assert result.exit_code == 1
+    assert 2.5 <= elapsed < 2.5 + 5, elapsed  # bounded
+    key, secret = new_secret(az, keys)
+    assert f"Azure AD did not accept the new secret {key} within" in result.stderr
+    assert "AADSTS7000215" in result.stderr
+    assert "nothing was written on this server and the old secret still works" in result.stderr
+    assert f"az ad app credential delete --id {CLIENT_ID} --key-id {key}" in result.stderr
+    assert configured.read_bytes() == before
+    assert state.load_expiry(state_dir(root), SECRET) == OLD_END
+    assert accepted(az, SECRET) and az.key_of(SECRET) in az.keys()
+    # msal asked more than once, with pauses in between (the backoff), and no more
+    posts = [s for s in azure.seen if s[0] == "POST"]
+    assert 2 <= len(posts) <= 5
+    assert_never_leaked(root, az, result, SECRET, secret)
+
+
+def test_apply_fails_the_file_is_written_and_the_old_key_kept(run, root, azure, az,
+                                                              configured, monkeypatch,
+                                                              tmp_path):
+    az.set(propagation_seconds=0)
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".rpmmacros").write_text("%_dbpath /var/lib/rpm\n")  # never the host's database
+    monkeypatch.setenv("HOME", str(home))
+    failing = tmp_path / "dnf-down"
+    failing.write_text("#!/bin/sh\necho 'Error: Failed to download metadata for repo' >&2\n"
+                       "exit 1\n")
+    failing.chmod(0o755)
+    monkeypatch.setenv("ONEDESK_AZUREAD_DNF", str(failing))
+    old_key, keys = az.key_of(SECRET), az.keys()
+    result = rotate_cli(run, azure, "--retire-old", "--json")
+    assert result.exit_code == 1
+    key, secret = new_secret(az, keys)
+    message = result.stderr.strip().splitlines()[-1]
+    assert f"the new secret {key} is written to {configured}" in message
+    assert "Failed to download metadata" in message
+    assert "OneDesk still uses the old secret, which still works and was not retired" in message
+    assert message.endswith(f"finish with: onedesk-azuread --root {root} apply, then retire "
+                            f"the old one with: az ad app credential delete --id {CLIENT_ID} "
+                            f"--key-id {old_key}")
+    report = json.loads(result.stdout)
+    assert (report["written"], report["applied"], report["retired"]) == (True, False, False)
+    assert bash_reads(configured, "AZUREAD_CIS") == [secret]
+    assert old_key in az.keys() and accepted(az, SECRET)  # NOT retired
+    assert "delete" not in az.verbs()
+    assert_never_leaked(root, az, result, SECRET, secret)
+
+
+def test_not_logged_in(run, root, azure, az, configured):
+    az.set(logged_in=False)
+    before = configured.read_bytes()
+    result = rotate_cli(run, azure, "--no-apply")
+    assert result.exit_code == 1
+    assert "the Azure CLI is not logged in (Please run 'az login' to setup account.)" \
+        in result.stderr
+    assert "run `az login`" in result.stderr and "nothing was changed" in result.stderr
+    assert configured.read_bytes() == before and az.verbs() == ["list"]
+
+
+def test_an_app_az_cannot_find(run, root, azure, az, configured):
+    az.set(apps={})
+    result = rotate_cli(run, azure, "--no-apply")
+    assert result.exit_code == 1
+    assert (f"(exit 3): Resource '{CLIENT_ID}' does not exist or one of its queried "
+            f"reference-property objects are not present.") in result.stderr
+    assert "nothing was changed" in result.stderr
+
+
+def test_without_az_it_says_what_to_run_on_a_workstation(run, root, azure, configured,
+                                                         monkeypatch, tmp_path):
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    monkeypatch.delenv("ONEDESK_AZUREAD_AZ", raising=False)
+    before = configured.read_bytes()
+    end = date.today() + timedelta(days=90)
+    result = rotate_cli(run, azure, "--end-date", end.isoformat())
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "the Azure CLI (az) was not found on PATH" in lines[0]
+    assert (f"az ad app credential reset --id {CLIENT_ID} --append --display-name "
+            f"'onedesk-azuread {date.today()}' --end-date {end} --query password -o tsv | ssh "
+            f"root@") in lines[0]
+    assert f"onedesk-azuread set --secret-stdin --expires {end}" in lines[0]
+    assert configured.read_bytes() == before
+    monkeypatch.setenv("ONEDESK_AZUREAD_AZ", str(tmp_path / "no-such-az"))
+    named = rotate_cli(run, azure)
+    assert named.exit_code == 1 and "$ONEDESK_AZUREAD_AZ" in named.stderr
+    monkeypatch.setenv("ONEDESK_AZUREAD_AZ", "az 'unclosed")
+    broken = rotate_cli(run, azure)
+    assert broken.exit_code == 1 and "cannot be split like a shell would" in broken.stderr
+    assert "Traceback" not in broken.stderr
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--years", "1", "--end-date", "2030-01-01"], "not both"),
+    (["--retire-old", "--no-apply"], "--retire-old needs the apply"),
+])
+def test_usage_errors(run, azure, configured, args, words):
+    result = rotate_cli(run, azure, *args)
+    assert result.exit_code == 2
+    assert words in result.stderr
+
+
+def test_refuses_invalid_current_entries_and_past_end_dates(run, root, azure, az,
+                                                             settings_path):
+    settings_path.write_text(f"AZUREAD_CIS={SECRET}\n")
+    result = rotate_cli(run, azure)
+    assert result.exit_code == 1 and "AZUREAD_CID is not set" in result.stderr
+    settings_path.write_text(f"AZUREAD_CID={CLIENT_ID}\nAZUREAD_CIS={SECRET}\n")
+    past = rotate_cli(run, azure, "--end-date", date.today().isoformat())
+    assert past.exit_code == 1 and "is not in the future" in past.stderr
+    assert az.calls() == []
+    assert not os.path.exists(state_dir(root))  # nothing on disk, not even the lock
+
+
+def test_an_expired_current_secret_is_the_reason_to_rotate_not_a_refusal(run, root, azure,
+                                                                          az, configured):
+    state.save_expiry(state_dir(root), SECRET, date.today() - timedelta(days=3))
+    result = rotate_cli(run, azure, "--dry-run")
+    assert result.exit_code == 0, result.stderr
+    assert "1. add a new secret" in result.stderr
+
+
+# --- with the packages: real rpm and dnf in the bed (tests/rpmbed.py) --------------------
+
+def bed_rotate(root, az, *args):
+    """rotate as an administrator runs it on the bed's root: the root's dnf and rpm, the
+    stand-in az, the fake authority's CA."""
+    from .test_packaging import cli
+
+    env = dict(root.env, PATH=f"{az.bin}{os.pathsep}{root.env['PATH']}",
+               FAKE_AZ_STATE=az.state, FAKE_AZ_LOG=az.log,
+               REQUESTS_CA_BUNDLE=os.environ["REQUESTS_CA_BUNDLE"], NO_PROXY="127.0.0.1")
+    return cli(root, *args, env=env)
+
+
+@pytest.fixture
+def installed(new_root):
+    from .rpmbed import ONEDESK
+
+    root = new_root()
+    root.write_settings(f"OTHER_SETTING=kept\nAZUREAD_CID={CLIENT_ID}\nAZUREAD_CIS={SECRET}\n")
+    root.dnf("install", *ONEDESK)
+    state.save_expiry(state_dir(root.path), SECRET, OLD_END)
+    return root
+
+
+class ProcWatch:
+    """Samples the command line and environment of every process on the machine while a
+    rotation runs (az, dnf, rpm, bash, the install scripts), for any secret "Azure" holds."""
+
+    def __init__(self, az):
+        import threading
+
+        self.az = az
+        self.hits = []
+        self.samples = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._watch, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+
+    def _watch(self):
+        while not self.stop.is_set():
+            try:
+                values = [v.encode() for v in self.az.data()["values"].values()]
+            except (OSError, ValueError):
+                continue
+            for pid in os.listdir("/proc"):
+                if not pid.isdigit():
+                    continue
+                for part in ("cmdline", "environ"):
+                    try:
+                        with open(f"/proc/{pid}/{part}", "rb") as handle:
+                            data = handle.read()
+                    except OSError:
+                        continue
+                    if any(value in data for value in values):
+                        self.hits.append((pid, part))
+            self.samples += 1
+
+
+def test_rotate_applies_and_retires_the_old_secret(installed, azure, az):
+    root = installed
+    old_key, keys = az.key_of(SECRET), az.keys()
+    other_key = az.key_of(OTHER_SECRET)
+    with ProcWatch(az) as watch:
+        result = bed_rotate(root, az, "rotate", "--tenant", TENANT, "--authority-host",
+                            azure.url, "--retire-old", "--json")
+    assert watch.samples >= 10 and watch.hits == []  # on no command line, in no environment
+    assert result.exit_code == 0, result.stderr
+    key, secret = new_secret(az, keys)
+    report = json.loads(result.stdout)
+    assert (report["written"], report["applied"], report["retired"]) == (True, True, True)
+    assert (report["old_key_id"], report["new_key_id"]) == (old_key, key)
+    # The file holds the new secret (compared by reading it back through bash, never shown).
+    assert bash_reads(root.settings, "AZUREAD_CIS", "OTHER_SETTING") == [secret, "kept"]
+    end = next(e["endDateTime"][:10] for e in az.data()["apps"][CLIENT_ID]["passwordCredentials"]
+               if e["keyId"] == key)
+    assert state.load_expiry(state_dir(root.path), secret).isoformat() == end
+    # Applied: the install scripts sourced the new secret, and status is in sync.
+    assert root.seen("onedesk-db-utils")["sourced_cis"] == secret
+    assert root.seen("onedesk-webapps")["sourced_cis"] == secret
+    status = bed_rotate(root, az, "status", "--json")
+    assert status.exit_code == 0 and json.loads(status.stdout)["state"] == "in sync"
+    # Retired in "Azure": the old key is gone, someone else's secret stays.
+    assert old_key not in az.keys() and other_key in az.keys() and key in az.keys()
+    assert not accepted(az, SECRET) and accepted(az, secret)
+    assert az.verbs() == ["list", "reset", "list", "delete"]
+    delete = az.calls()[-1]["argv"]
+    assert delete[delete.index("--key-id") + 1] == old_key
+    assert "done: in sync" in result.stderr
+    assert_never_leaked(root.path, az, result, SECRET, secret)
+    assert secret not in root.logs() and SECRET not in root.logs()
+
+
+def test_a_failed_retirement_says_the_one_command_left(installed, azure, az):
+    root = installed
+    az.set(propagation_seconds=0.5,
+           fail={"delete": {"message": "Insufficient privileges to complete the operation."}})
+    old_key, keys = az.key_of(SECRET), az.keys()
+    result = bed_rotate(root, az, "rotate", "--tenant", TENANT, "--authority-host", azure.url,
+                        "--retire-old")
+    assert result.exit_code == 1
+    key, secret = new_secret(az, keys)
+    message = result.stderr.strip().splitlines()[-1]
+    assert message.startswith(f"Error: rotated: the new secret {key} is in use and applied, "
+                              f"but the old secret {old_key} was NOT retired")
+    assert "Insufficient privileges to complete the operation." in message
+    assert message.endswith(f"retire it with: az ad app credential delete --id {CLIENT_ID} "
+                            f"--key-id {old_key}")
+    assert bash_reads(root.settings, "AZUREAD_CIS") == [secret]
+    assert json.loads(bed_rotate(root, az, "status", "--json").stdout)["state"] == "in sync"
+    assert old_key in az.keys() and accepted(az, SECRET)
+    assert_never_leaked(root.path, az, result, SECRET, secret)
+
+
+def test_two_rotations_never_run_at_once(run, root, azure, az, configured, monkeypatch):
+    import subprocess
+
+    lock = os.path.join(state_dir(root), "rotate.lock")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import fcntl, os, sys, time\n"
+         "fd = os.open(sys.argv[1], os.O_RDONLY | os.O_CREAT, 0o600)\n"
+         "fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); time.sleep(60)", lock],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        monkeypatch.setenv("ONEDESK_AZUREAD_LOCK_TIMEOUT", "0.5")
+        before = configured.read_bytes()
+        result = rotate_cli(run, azure, "--no-apply")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert result.exit_code == 1
+    assert f"{lock}: still locked after 0.5 s" in result.stderr
+    assert az.calls() == [] and configured.read_bytes() == before
+
+
+def test_the_process_watch_sees_a_secret_where_it_should_never_be(az):
+    import subprocess
+
+    with ProcWatch(az) as watch:
+        leaky = subprocess.Popen(["sleep", "1"], env={"PATH": os.environ["PATH"],
+                                                      "LEAK": OTHER_SECRET})
+        leaky.wait()
+    assert (str(leaky.pid), "environ") in watch.hits
+
+
+def test_an_interrupt_while_waiting_names_the_unused_secret(root, az, configured):
+    from onedesk_azuread.paths import Paths
+
+    keys, before = az.keys(), configured.read_bytes()
+
+    def interrupted(client_id, secret):
+        raise KeyboardInterrupt
+
+    lines = []
+    with pytest.raises(rotate.Failed) as caught:
+        rotate.rotate(Paths.under(str(root)), verify=interrupted, say=lines.append,
+                      apply_after=False)
+    key, secret = new_secret(az, keys)
+    assert caught.value.exit_code == 130
+    assert str(caught.value).startswith("interrupted before the new secret was written; Azure "
+                                        f"has a new secret {key} that nothing uses")
+    assert str(caught.value).endswith(f"az ad app credential delete --id {CLIENT_ID} "
+                                      f"--key-id {key}")
+    assert configured.read_bytes() == before
+    assert all(secret not in line and SECRET not in line for line in lines)
