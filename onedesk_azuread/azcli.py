@@ -17,7 +17,7 @@ from collections import namedtuple
 from datetime import date, datetime, timedelta, timezone
 
 from . import KEYS
-from .errors import OnedeskError
+from .errors import AzError
 
 AZ_ENV = "ONEDESK_AZUREAD_AZ"
 # az talks to Microsoft Graph; a hung network must not hang rotate for ever.
@@ -30,14 +30,6 @@ NOT_LOGGED_IN = ("the Azure CLI is not logged in ({detail}): run `az login` with
 FAILED = "`az {what}` failed (exit {code}): {detail}"
 TIMED_OUT = "`az {what}` did not finish within {seconds:g} s"
 BAD_OUTPUT = "`az {what}` printed something that is not the JSON the Azure CLI prints ({why})"
-
-
-class AzError(OnedeskError):
-    """An `az` call failed; its message is one line and never holds a secret."""
-
-    def __init__(self, message: str, not_logged_in: bool = False):
-        super().__init__(message)
-        self.not_logged_in = not_logged_in
 
 
 class Credential(namedtuple("Credential", "key_id hint display_name start end")):

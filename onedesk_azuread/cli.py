@@ -19,7 +19,7 @@ from datetime import date
 import click
 
 from . import CLIENT_ID, __version__, fsutil, operations, state
-from .errors import OnedeskError, Refused, VerificationFailed
+from .errors import OnedeskError, Refused, RotationFailed, VerificationFailed
 from .paths import Paths
 
 EXIT_PROBLEM = 1
@@ -400,16 +400,11 @@ def rotate_command(ctx, years, end_date, retire_old, no_apply, wait, dry_run, as
         result = rotate.rotate(_paths(ctx), verify=verifier, say=_say_always, years=years,
                                end_date=end_date, retire_old=retire_old,
                                apply_after=not no_apply, dry_run=dry_run, wait=wait)
-    except rotate.Failed as exc:
+    except RotationFailed as exc:
         if as_json:
             click.echo(_json({**exc.result.as_dict(), "error": str(exc)}))
         raise
-    if as_json:
-        click.echo(_json(result.as_dict()))
-    elif not dry_run:
-        _say(result.explain())
-        if not result.applied:
-            _say(NEXT_STEP)
+    _report(result, as_json)
 
 
 def _say_always(message: str) -> None:

@@ -55,3 +55,21 @@ class VerificationFailed(OnedeskError):
 
 class Blocked(OnedeskError):
     """The entries failed the check under the lock, just before the install: nothing installed."""
+
+
+class AzError(OnedeskError):
+    """An `az` call failed; its message is one line and never holds a secret."""
+
+    def __init__(self, message: str, not_logged_in: bool = False):
+        super().__init__(message)
+        self.not_logged_in = not_logged_in
+
+
+class RotationFailed(OnedeskError):
+    """A step of `rotate` failed. The message says what state Azure and the server are in
+    and the one command that finishes the job; ``result`` (rotate.Rotated) is what had
+    been done."""
+
+    def __init__(self, message: str, result):
+        super().__init__(message)
+        self.result = result

@@ -31,8 +31,8 @@ from . import (
     state,
     validation,
 )
-from .azcli import AzError, Credential
-from .errors import OnedeskError
+from .azcli import Credential
+from .errors import AzError, OnedeskError, RotationFailed
 from .paths import Paths
 
 DEFAULT_WAIT = 120.0  # new secrets usually work within a minute; Microsoft allows for more
@@ -118,7 +118,8 @@ NO_APPLY_NOTE = (" in {path}, not applied yet (OneDesk still uses the old secret
 
 
 class Rotated(namedtuple("Rotated", "path client_id old_key new_key hint expires written "
-                                    "applied retired waited dry_run note")):
+                                    "applied retired waited dry_run note shown",
+                         defaults=(None,))):
     """What `rotate` did (or, with dry_run, would do), for the report."""
 
     __slots__ = ()
@@ -134,6 +135,7 @@ class Rotated(namedtuple("Rotated", "path client_id old_key new_key hint expires
     # waited: float; seconds until Azure AD accepted the new secret
     # dry_run: bool
     # note: str | None; why the old secret was or would be kept
+    # shown: operations.Inspection | None; the settings file as `show` sees it at the end
 
     @property
     def changed(self) -> bool:
@@ -144,22 +146,20 @@ class Rotated(namedtuple("Rotated", "path client_id old_key new_key hint expires
         retired = DONE_RETIRED.format(old=self.old_key) if self.retired else ""
         return DONE.format(key=self.new_key, end=self.expires.isoformat(), retired=retired)
 
+    def lines(self) -> list[str]:
+        """The report of a rotation that succeeded (a dry run has said its plan already)."""
+        if self.dry_run:
+            return []
+        return [self.explain()] + ([] if self.applied else [operations.NEXT_STEP])
+
     def as_dict(self) -> dict:
-        return {"changed": self.changed, "dry_run": self.dry_run, "file": self.path,
+        shown = self.shown.as_dict() if self.shown is not None else {}
+        return {**shown, "changed": self.changed, "dry_run": self.dry_run, "file": self.path,
                 "client_id": self.client_id, "old_key_id": self.old_key,
                 "new_key_id": self.new_key, "secret_hint": self.hint,
                 "expires": self.expires.isoformat() if self.expires else None,
                 "written": self.written, "applied": self.applied, "retired": self.retired,
                 "waited_seconds": round(self.waited, 1), "note": self.note}
-
-
-class Failed(OnedeskError):
-    """A step failed: the message says the state of Azure and the server and the command that
-    finishes the job; ``result`` is what had been done."""
-
-    def __init__(self, message: str, result: Rotated):
-        super().__init__(message)
-        self.result = result
 
 
 def add_years(day: date, years: int) -> date:
@@ -246,6 +246,20 @@ def rotate(paths: Paths, *, verify: Callable[[str, str], object], say: Callable[
 
     ``verify(client_id, secret)`` asks Azure AD (verify.verify with the tenant bound).
     """
+    try:
+        done = _rotate_locked(paths, verify, say, years, end_date, retire_old, apply_after,
+                              dry_run, wait, today, sleep, clock)
+    except RotationFailed as exc:
+        exc.result = exc.result._replace(shown=operations.show(paths))
+        raise
+    return done._replace(shown=operations.show(paths))
+
+
+def _rotate_locked(paths: Paths, verify: Callable[[str, str], object],
+                   say: Callable[[str], None], years: int | None, end_date: date | None,
+                   retire_old: bool, apply_after: bool, dry_run: bool, wait: float,
+                   today: date | None, sleep: Callable[[float], None],
+                   clock: Callable[[], float]) -> Rotated:
     today = today or date.today()
     if end_date is not None and end_date <= today:
         raise OnedeskError(PAST_END.format(end=end_date.isoformat()))
@@ -278,7 +292,7 @@ def _start(paths: Paths, verify: Callable[[str, str], object], say: Callable[[st
     try:
         before = az.list()
     except AzError as exc:
-        raise Failed(LIST_FAILED.format(why=exc), done) from None
+        raise RotationFailed(LIST_FAILED.format(why=exc), done) from None
     old, ambiguous = current_key(before, client_id, secret, recorded)
     done = done._replace(old_key=old.key_id if old else None, note=ambiguous)
     if retire_old and ambiguous:
@@ -323,7 +337,7 @@ def _rotate(paths: Paths, az: azcli.Az, done: Rotated, before: list[Credential],
         operations.set_entries(paths, client_id=done.client_id, secret=secret,
                                expires=done.expires)
     except OnedeskError as exc:
-        raise Failed(NOT_WRITTEN.format(key=done.new_key, why=exc,
+        raise RotationFailed(NOT_WRITTEN.format(key=done.new_key, why=exc,
                                         delete=az.delete_command(done.new_key)),
                      done) from None
     done = done._replace(written=True)
@@ -347,23 +361,24 @@ def _add_accepted(az: azcli.Az, done: Rotated, before: list[Credential], name: s
     try:
         after = az.list()
     except AzError as exc:
-        raise Failed(UNLISTED.format(hint=hint, why=exc, cid=done.client_id), done) from None
+        raise RotationFailed(UNLISTED.format(hint=hint, why=exc, cid=done.client_id),
+                             done) from None
     created = new_key(before, after, secret)
     if created is None or created.end_date is None:
         why = NOT_LISTED if created is None else NO_END
-        raise Failed(UNLISTED.format(hint=hint, why=why, cid=done.client_id), done)
+        raise RotationFailed(UNLISTED.format(hint=hint, why=why, cid=done.client_id), done)
     done = done._replace(new_key=created.key_id, expires=created.end_date)
     delete_new = az.delete_command(created.key_id)
     problems = validation.errors(validation.validate(_as_document(done.client_id, secret)))
     if problems:
-        raise Failed(BAD_SECRET.format(why=problems[0].code, delete=delete_new), done)
+        raise RotationFailed(BAD_SECRET.format(why=problems[0].code, delete=delete_new), done)
     say(WAITING.format(key=created.key_id, hint=hint, end=created.end_date.isoformat(),
                        wait=wait))
     accepted, waited, last = _wait_until_accepted(verify, done.client_id, secret, wait, sleep,
                                                   clock)
     done = done._replace(waited=waited)
     if not accepted:
-        raise Failed(NEVER_ACCEPTED.format(key=created.key_id, waited=waited, last=last,
+        raise RotationFailed(NEVER_ACCEPTED.format(key=created.key_id, waited=waited, last=last,
                                            delete=delete_new), done)
     say(ACCEPTED.format(waited=waited))
     return secret, done
@@ -379,7 +394,7 @@ def _apply_and_retire(paths: Paths, az: azcli.Az, done: Rotated, retire_old: boo
             applied = apply.apply(paths, say, confirm_removal=None)
         except OnedeskError as exc:
             then = THEN_RETIRE.format(delete=old_delete) if retire_old and old_delete else ""
-            raise Failed(NOT_APPLIED.format(key=done.new_key, path=paths.settings,
+            raise RotationFailed(NOT_APPLIED.format(key=done.new_key, path=paths.settings,
                                             end=done.expires.isoformat(), why=exc,
                                             apply=apply_command, then=then), done) from None
         done = done._replace(applied=applied.after.sync == state.IN_SYNC)
@@ -388,16 +403,16 @@ def _apply_and_retire(paths: Paths, az: azcli.Az, done: Rotated, retire_old: boo
     if not retire_old:
         return done
     if not done.applied:  # never retire what OneDesk may still be using
-        raise Failed(CANNOT_RETIRE.format(key=done.new_key, applied=note,
+        raise RotationFailed(CANNOT_RETIRE.format(key=done.new_key, applied=note,
                                           why=NOT_IN_SYNC, cid=done.client_id),
                      done)
     if done.old_key is None:
-        raise Failed(CANNOT_RETIRE.format(key=done.new_key, applied=note, why=done.note,
+        raise RotationFailed(CANNOT_RETIRE.format(key=done.new_key, applied=note, why=done.note,
                                           cid=done.client_id), done)
     try:
         az.delete(done.old_key)
     except AzError as exc:
-        raise Failed(NOT_RETIRED.format(key=done.new_key, applied=note, old=done.old_key,
+        raise RotationFailed(NOT_RETIRED.format(key=done.new_key, applied=note, old=done.old_key,
                                         why=exc, delete=old_delete), done) from None
     say(RETIRED.format(old=done.old_key))
     return done._replace(retired=True)
@@ -419,25 +434,25 @@ def _added(az: azcli.Az, before: list[Credential]) -> list[Credential]:
     return [c for c in after if c.key_id not in known]
 
 
-def _interrupted(az: azcli.Az, before: list[Credential], done: Rotated) -> Failed:
+def _interrupted(az: azcli.Az, before: list[Credential], done: Rotated) -> RotationFailed:
     added = [done.new_key] if done.new_key else [c.key_id for c in _added(az, before)]
     if len(added) == 1:
         now = INTERRUPTED_UNUSED.format(key=added[0], delete=az.delete_command(added[0]))
         done = done._replace(new_key=added[0])
     else:
         now = NOTHING_CHANGED
-    error = Failed(INTERRUPTED.format(state=now), done)
+    error = RotationFailed(INTERRUPTED.format(state=now), done)
     error.exit_code = 130  # 128 + SIGINT, as a shell reports it
     return error
 
 
 def _reset_failed(az: azcli.Az, before: list[Credential], exc: AzError,
-                  done: Rotated) -> Failed:
+                  done: Rotated) -> RotationFailed:
     """After a failed reset, ask Azure whether a secret was added all the same (the call can
     fail after Graph created it), so the message says what is really there."""
     added = _added(az, before)
     if len(added) == 1:
-        return Failed(RESET_FAILED_ADDED.format(why=exc, key=added[0].key_id,
+        return RotationFailed(RESET_FAILED_ADDED.format(why=exc, key=added[0].key_id,
                                                 delete=az.delete_command(added[0].key_id)),
                       done._replace(new_key=added[0].key_id))
-    return Failed(RESET_FAILED.format(why=exc), done)
+    return RotationFailed(RESET_FAILED.format(why=exc), done)

@@ -13,6 +13,7 @@ import trustme
 
 from onedesk_azuread import rotate, state
 from onedesk_azuread.azcli import Credential, parse_time
+from onedesk_azuread.errors import RotationFailed
 
 from . import fake_az
 from .conftest import CLIENT_ID, OTHER_SECRET, SECRET, bash_reads
@@ -569,7 +570,7 @@ def test_an_interrupt_while_waiting_names_the_unused_secret(root, az, configured
         raise KeyboardInterrupt
 
     lines = []
-    with pytest.raises(rotate.Failed) as caught:
+    with pytest.raises(RotationFailed) as caught:
         rotate.rotate(Paths.under(str(root)), verify=interrupted, say=lines.append,
                       apply_after=False)
     key, secret = new_secret(az, keys)

@@ -30,7 +30,17 @@ from collections import namedtuple
 
 import click
 
-from onedesk_azuread import __version__, apply, fsutil, journal, packages, paths, state, verify
+from onedesk_azuread import (
+    __version__,
+    apply,
+    azcli,
+    fsutil,
+    journal,
+    packages,
+    paths,
+    state,
+    verify,
+)
 from onedesk_azuread import cli as cli_module
 
 PROG = "onedesk-azuread"
@@ -253,6 +263,8 @@ def _environment() -> tuple:
          f"default {fsutil.DEFAULT_LOCK_TIMEOUT:g}) before giving up with nothing changed."),
         (packages.DNF_ENV, "The dnf command `status` and `apply` run, split as a shell would "
          "(default: dnf), for example `dnf -c /path/dnf.conf --releasever=9`."),
+        (azcli.AZ_ENV, "The Azure CLI command `rotate` runs, split as a shell would "
+         "(default: az)."),
         (", ".join(ca), f"The CA bundle the online check verifies Azure AD's certificate with: "
          f"the first of {', '.join(ca)} that is set and not empty; else the one requests "
          f"ships with."),
@@ -274,6 +286,9 @@ EXAMPLES = (
      "onedesk-azuread check\nonedesk-azuread check --online --tenant contoso.onmicrosoft.com"),
     ("Reinstall the OneDesk packages so they read the entries, then confirm:",
      "onedesk-azuread apply\nonedesk-azuread status"),
+    ("Replace the secret in one step with the Azure CLI (after az login), and retire the old "
+     "one once the packages use the new one:",
+     "onedesk-azuread rotate --tenant contoso.onmicrosoft.com --retire-old"),
 )
 
 SEE_ALSO = (("bash", 1), ("dnf", 8), ("dnf5", 8), ("rpm", 8), ("systemd.timer", 5))
