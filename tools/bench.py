@@ -198,7 +198,8 @@ def ours(name):
 def print_imports(label, extra):
     """Our modules, then each other module one of ours (or the run) imports directly,
     with what it costs with everything it brings: where a new import shows first."""
-    own = [name for name, *_ in extra if ours(name)]
+    own = [f"{name.replace('onedesk_azuread.', '')} {own / 1000:.1f}"
+           for name, own, _, _ in extra if ours(name)]
     direct = [f"{(importer or 'run time').replace('onedesk_azuread.', '')}: {name} "
               f"{cumulative / 1000:.1f}"
               for name, _, cumulative, importer in extra
@@ -206,7 +207,7 @@ def print_imports(label, extra):
     others = sum(1 for name, *_ in extra if not ours(name))
     total = sum(found[1] for found in extra) / 1000
     print(f"{label}: {len(extra)} modules beyond click + configobj, {total:.1f} ms of their "
-          f"own import time\n  ours ({len(own)}): {', '.join(own)}\n"
+          f"own import time\n  ours ({len(own)}, ms of their own): {', '.join(own)}\n"
           f"  others ({others}), as imported by ours (ms with what they import): "
           f"{', '.join(direct) or 'none'}")
 
