@@ -140,6 +140,8 @@ demo: deps
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash tools/demo.sh
 	$(BIN)/python tools/demo_packages.py
 
+# Every figure in one run, then a table; exits 1 when a goal fails. Needs root (the rpm
+# bed, the sid root). Makes build/bench-venv (PyPI's newest click and configobj) once.
 bench: deps
 	$(BIN)/python tools/bench.py
 
