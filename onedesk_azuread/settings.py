@@ -7,7 +7,7 @@ import stat
 from collections import namedtuple
 from collections.abc import Callable
 
-from . import KEYS, bashcheck, shellfile, state
+from . import KEYS, shellfile, state
 from .errors import ParseError, SettingsError
 from .fsutil import (
     SETTINGS_IS_DIRECTORY,
@@ -142,6 +142,8 @@ def update(path: str, edit: Callable[[Snapshot], Edit], *, state_dir: str,
         if before.exists and data == before.data:
             fixed = fix_permissions and _fix_permissions(path, before)
             return Update(before, False, fixed, planned)
+        from . import bashcheck  # only writers ask bash here (not `show`)
+
         bashcheck.refuse_unparsable(path, text)  # like visudo: never install what bash rejects
         replace_file(path, data, uid=uid, gid=gid, backup=before.data)
         return Update(before, True, fix_permissions and (before.mode != 0o600 or before.uid != 0),
