@@ -99,6 +99,9 @@ SOURCES := setup.py pyproject.toml README.md LICENSE Makefile $(wildcard onedesk
 	dnf-plugin/onedesk_azuread.py dnf-plugin/onedesk_azuread.conf specs/onedesk-azuread.spec
 # dnf 5 (Fedora 41+, EL 11+): the actions file the spec installs there.
 SOURCES += dnf-plugin/onedesk_azuread.actions
+# The daily check (onedesk-azuread check --scheduled): systemd units, preset, check.conf.
+SOURCES += systemd/onedesk-azuread-check.service systemd/onedesk-azuread-check.timer \
+	systemd/80-onedesk-azuread.preset etc/check.conf
 # A private rpm database and build tree: never the host's (../shared/FACTS.md).
 RPMBUILD := rpmbuild --define "_topdir $(CURDIR)/build/rpm" --define "_dbpath $(CURDIR)/build/rpmdb" \
 	--define "_sourcedir $(CURDIR)/dist" --define "_srcrpmdir $(CURDIR)/dist" \

@@ -345,13 +345,31 @@ def _report(path: str, findings: list[Finding], repaired: list[Finding], as_json
 @click.option("--online", is_flag=True,
               help="Then prove the pair with Azure AD (needs --tenant); exit 3 if it cannot.")
 @_online_options
+@click.option("--scheduled", is_flag=True,
+              help="The daily check (systemd timer): settings from "
+                   "/etc/onedesk-azuread/check.conf, expiry warnings at 30, 14, 7, 1 days.")
+@click.option("--metrics", metavar="FILE.prom",
+              help="Also write node_exporter textfile-collector metrics to FILE.prom.")
 @click.pass_context
-def check_command(ctx, as_json, fix, online, tenant, cloud, authority_host, timeout):
+def check_command(ctx, as_json, fix, online, tenant, cloud, authority_host, timeout, scheduled,
+                  metrics):
     """Validate the entries; exit 1 when OneDesk would not get correct values.
 
     With --online, also ask Azure AD for a token with them: exit 0 valid, 1
-    refused, 3 could not verify (network, TLS, timeout, HTTP 5xx).
+    refused, 3 could not verify (network, TLS, timeout, HTTP 5xx). --scheduled
+    takes its online settings from check.conf and says everything on stderr,
+    with journal priorities when stderr is the journal.
     """
+    from . import watch
+
+    if metrics is not None and watch.metrics_path_problem(os.path.abspath(metrics)):
+        raise click.BadParameter(watch.METRICS_NOT_PROM.format(path=metrics),
+                                 param_hint="--metrics")
+    if scheduled:
+        if as_json or fix or online or tenant or authority_host:
+            raise click.UsageError("--scheduled takes its settings from check.conf: not with "
+                                   "--json, --fix, --online, --tenant or --authority-host")
+        ctx.exit(watch.run_scheduled(_paths(ctx), metrics and os.path.abspath(metrics), _say))
     verifier = _verifier(online, "--online", tenant, cloud, authority_host, timeout)
     result = operations.check(_paths(ctx), fix=fix)
     after = result.after
@@ -362,6 +380,8 @@ def check_command(ctx, as_json, fix, online, tenant, cloud, authority_host, time
         else:
             online_result = verifier(after.values[CLIENT_ID], after.values[SECRET])
     code = _report(after.snapshot.path, after.findings, result.repaired, as_json, online_result)
+    if metrics is not None:
+        watch.check_metrics(_paths(ctx), os.path.abspath(metrics), after, online_result)
     if online_result is not None and online_result.status in verify.EXIT_CODES:
         code = max(code, online_result.exit_code)
     ctx.exit(code)
