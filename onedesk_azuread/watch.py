@@ -179,7 +179,11 @@ def _conf_value(key: str, value: str, where: str) -> object:
 
 
 def load_conf(path: str) -> CheckConf:
-    """check.conf from disk; absent means every default (offline check only)."""
+    """check.conf from disk; absent means every default (offline check only).
+
+    A symlink is followed (configuration management links files into /etc); it holds
+    no secret, so unlike the state files it need not be root's own.
+    """
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # a FIFO never blocks
     except FileNotFoundError:

@@ -567,3 +567,10 @@ def test_the_service_is_hardened(tmp_path):
     score = re.search(r"Overall exposure level for \S+: ([0-9.]+)", result.stdout)
     assert score, result.stdout + result.stderr
     assert result.returncode == 0 and float(score.group(1)) <= 3.0, score.group(0)
+
+
+def test_an_offline_scheduled_check_never_loads_msal(root, configured):
+    from .test_imports import loaded
+
+    modules = loaded("--root", str(root), "check", "--scheduled")
+    assert not modules["msal"] and not modules["requests"] and not modules["dnf"]
