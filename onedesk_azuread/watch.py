@@ -217,8 +217,9 @@ FIX_WATCH = "delete it (the next scheduled check warns again at the current thre
 EXPIRES_SOON = "secret-expires-soon"
 EXPIRED = "secret-expired"
 
-MSG_EXPIRY_WARNED = ("the client secret expires on {expires} (in {days} days); {renew} "
-                     "(warned at {thresholds} days left)")
+MSG_EXPIRY_WARNED = ("the client secret expires on {expires} (in {days} days); create a new "
+                     "client secret in Azure, then run: {renew} (warnings come at {thresholds} "
+                     "days left)")
 MSG_EXPIRY_COUNTDOWN = ("the client secret expires on {expires} (in {days} days); warned at "
                         "{threshold} days left, next at {next}")
 MSG_EXPIRY_LAST = ("the client secret expires on {expires} (in {days} days); warned at "
@@ -280,7 +281,7 @@ def expiry_line(state_dir: str, secret: str | None, expires: date | None,
             "warned": datetime.now(timezone.utc).isoformat(timespec="seconds")})
     return Line(WARNING, MSG_EXPIRY_WARNED.format(
         expires=expires.isoformat(), days=days, renew=RENEW,
-        thresholds=", ".join(str(t) for t in THRESHOLDS)))
+        thresholds=", ".join(str(t) for t in THRESHOLDS[:-1]) + f" and {THRESHOLDS[-1]}"))
 
 
 # --- One run's facts, and the metrics file ---------------------------------------------------

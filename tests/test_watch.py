@@ -187,6 +187,8 @@ def test_a_server_that_was_off_warns_once_at_the_threshold_it_wakes_up_in(root, 
     later = start + timedelta(days=30)  # 10 days left: past 30 and 14 while it was off
     first = scheduled(root, today=later)
     assert priorities(first, "expires on") == [watch.WARNING]
+    assert ("(in 10 days); create a new client secret in Azure, then run: onedesk-azuread set "
+            "--secret-prompt --expires YYYY-MM-DD") in first.lines[0].text
     again = scheduled(root, today=later + timedelta(days=1))
     assert priorities(again, "expires on") == [watch.NOTICE]
     assert "warned at 14 days left, next at 7 days" in again.lines[0].text
