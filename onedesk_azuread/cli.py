@@ -289,14 +289,36 @@ def show_command(ctx, as_json, reveal):
 @click.option("--online", is_flag=True,
               help="Then prove the pair with Azure AD (needs --tenant); exit 3 if it cannot.")
 @_online_options
+@click.option("--scheduled", is_flag=True,
+              help="The daily check (systemd timer): settings from "
+                   "/etc/onedesk-azuread/check.conf, expiry warnings at 30, 14, 7, 1 days.")
+@click.option("--metrics", metavar="FILE.prom",
+              help="Also write node_exporter textfile-collector metrics to FILE.prom.")
 @click.pass_context
-def check_command(ctx, as_json, fix, online, tenant, cloud, authority_host, timeout):
+def check_command(ctx, as_json, fix, online, tenant, cloud, authority_host, timeout, scheduled,
+                  metrics):
     """Validate the entries; exit 1 when OneDesk would not get correct values.
 
     With --online, also ask Azure AD for a token with them: exit 0 valid, 1
     refused, 3 could not verify (network, TLS, timeout, HTTP 5xx); it is not
-    asked when the offline check found errors (status "skipped").
+    asked when the offline check found errors (status "skipped"). --scheduled
+    takes its online settings from check.conf and says everything on stderr,
+    with journal priorities when stderr is the journal.
     """
+    if metrics is not None:
+        from . import watch
+
+        metrics = os.path.abspath(metrics)
+        if watch.metrics_path_problem(metrics):
+            raise click.BadParameter(watch.METRICS_NOT_PROM.format(path=metrics),
+                                     param_hint="--metrics")
+    if scheduled:
+        from . import watch
+
+        if as_json or fix or online or tenant or authority_host:
+            raise click.UsageError("--scheduled takes its settings from check.conf: not with "
+                                   "--json, --fix, --online, --tenant or --authority-host")
+        ctx.exit(watch.run_scheduled(_paths(ctx), metrics, lambda line: _say(line, always=True)))
     verifier = _verifier(online, "--online", tenant, cloud, authority_host, timeout)
     result = operations.check(_paths(ctx), fix=fix, online=verifier)
     if as_json:
@@ -305,6 +327,8 @@ def check_command(ctx, as_json, fix, online, tenant, cloud, authority_host, time
         _data(result, False, result.report())
         for line in result.lines():
             _say(line)
+    if metrics is not None:
+        watch.check_metrics(_paths(ctx), metrics, result.inspection, result.online)
     ctx.exit(result.exit_code)
 
 

@@ -7,6 +7,7 @@ from collections import namedtuple
 
 DEFAULT_FILE = "/root/.OneDesk"
 STATE_DIR = "/var/lib/onedesk-azuread"
+CHECK_CONF = "/etc/onedesk-azuread/check.conf"
 
 
 class Paths(namedtuple("Paths", "root settings state_dir")):
@@ -16,6 +17,15 @@ class Paths(namedtuple("Paths", "root settings state_dir")):
     # root: str
     # settings: str
     # state_dir: str
+
+    @property
+    def check_conf(self) -> str:
+        """The scheduled check's configuration (`check --scheduled`), inside the root."""
+        return _join(self.root, CHECK_CONF)
+
+    def inside_root(self, absolute: str) -> str:
+        """A path named by the system's own configuration (check.conf), under the root."""
+        return _join(self.root, absolute)
 
     @classmethod
     def under(cls, root: str | None = None, settings: str | None = None) -> Paths:

@@ -41,3 +41,37 @@ def test_the_rpm_ships_the_committed_man_page_and_completion(bed):
         shown = subprocess.run(["groff", "-man", "-Tutf8", "-P", "-cbou"], input=man.read(),
                                capture_output=True, check=True).stdout.decode()
     assert shown.startswith("ONEDESK-AZUREAD(1)") and "EXIT STATUS" in shown
+
+
+def test_the_rpm_carries_the_daily_check_its_preset_and_check_conf(bed):
+    ours = [p for p in bed.our_rpms if os.path.basename(p).startswith("onedesk-azuread-")]
+    assert len(ours) == 1, bed.our_rpms
+    query = subprocess.run(["rpm", "-qp", "--qf", "[%{FILEFLAGS:fflags} %{FILEMODES:perms} "
+                            "%{FILENAMES}\n]", ours[0]], env=bed.env, capture_output=True,
+                           text=True, check=True).stdout
+    files = {line.split()[-1]: line.split()[:-1] for line in query.splitlines()}
+    units = "/usr/lib/systemd/system/"
+    shipped = {
+        units + "onedesk-azuread-check.service": "systemd/onedesk-azuread-check.service",
+        units + "onedesk-azuread-check.timer": "systemd/onedesk-azuread-check.timer",
+        "/usr/lib/systemd/system-preset/80-onedesk-azuread.preset":
+            "systemd/80-onedesk-azuread.preset",
+        "/etc/onedesk-azuread/check.conf": "etc/check.conf",
+    }
+    for path, source in shipped.items():
+        assert files[path][-1] == "-rw-r--r--", (path, files[path])
+        with open(os.path.join(bed.unpacked, path.lstrip("/"))) as packed, \
+                open(os.path.join(HERE, source)) as original:
+            assert packed.read() == original.read(), path
+    assert files["/etc/onedesk-azuread/check.conf"][0] == "cn"  # %config(noreplace)
+    assert files["/etc/onedesk-azuread"][-1].startswith("d")  # the package owns the directory
+    for path in shipped:
+        if path.startswith("/usr/"):
+            assert files[path][0] == "-rw-r--r--"  # no flags: not %config
+    scripts = subprocess.run(["rpm", "-qp", "--scripts", ours[0]], env=bed.env,
+                             capture_output=True, text=True, check=True).stdout
+    post, preun = (scripts.split(f"{kind} scriptlet")[1].split("scriptlet")[0]
+                   for kind in ("postinstall", "preuninstall"))
+    # EL's %systemd_post applies the preset on a first install; Debian's fallback does too.
+    assert "onedesk-azuread-check.timer" in post and ("preset" in post or "install" in post)
+    assert "onedesk-azuread-check.timer" in preun

@@ -13,15 +13,34 @@ for tool in bash rpm rpmbuild rpm2cpio cpio dnf createrepo_c rpmlint debootstrap
 done
 /usr/bin/python3 -c 'import dnf, configobj, click, setuptools' 2>/dev/null || need="$need python3-dnf/configobj/click/setuptools"
 [ -e /bin/busybox ] || [ -e /usr/bin/busybox ] || need="$need busybox"
+# The daily check's tests: `systemd-analyze verify` on the units, `promtool check metrics`.
+have systemd-analyze || need="$need systemd-analyze"
+# promtool alone: on Debian it comes only in the prometheus package, whose install would
+# also enable and start a Prometheus server. Its binary (static but for libc) is unpacked
+# from the package into /usr/local/bin instead.
+promtool_from_deb() {
+    dir=$(mktemp -d)
+    (cd "$dir" && apt-get download -qq prometheus) &&
+        dpkg-deb --fsys-tarfile "$dir"/prometheus_*.deb | tar -xO ./usr/bin/promtool > "$dir/promtool" &&
+        install -m 0755 "$dir/promtool" /usr/local/bin/promtool
+    status=$?
+    rm -rf "$dir"
+    return $status
+}
+if ! have promtool && have apt-get; then
+    apt-get update -qq
+    promtool_from_deb
+fi
+have promtool || need="$need promtool"
 [ -z "$need" ] && exit 0
 echo "system-deps: installing (missing:$need)" >&2
 if have apt-get; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends bash python3-venv python3-setuptools python3-configobj python3-click rpm rpm2cpio cpio dnf \
-        python3-dnf createrepo-c busybox-static rpmlint debootstrap groff-base mandoc >/dev/null
+        python3-dnf createrepo-c busybox-static rpmlint debootstrap groff-base mandoc systemd >/dev/null
 elif have dnf; then
-    dnf install -y -q bash python3 python3-setuptools python3-configobj python3-click rpm-build cpio dnf python3-dnf createrepo_c busybox rpmlint debootstrap groff-base mandoc
+    dnf install -y -q bash python3 python3-setuptools python3-configobj python3-click rpm-build cpio dnf python3-dnf createrepo_c busybox rpmlint debootstrap groff-base mandoc systemd /usr/bin/promtool
 else
     echo "system-deps: need apt-get or dnf to install:$need" >&2
     exit 1

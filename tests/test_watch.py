@@ -1,0 +1,578 @@
+"""The expiry watch: `check --scheduled` (check.conf, journal priorities, the 30/14/7/1-day
+warnings, exit codes), `check --metrics` (checked by the real promtool), the systemd units
+(checked by the real systemd-analyze), and the dnf plugin's warning of a secret expiring soon.
+"""
+
+import glob
+import json
+import os
+import re
+import shutil
+import stat
+import subprocess
+import sys
+from datetime import date, datetime, timedelta, timezone
+
+import pytest
+
+from onedesk_azuread import state, watch
+from onedesk_azuread.paths import Paths
+
+from . import test_online
+from .conftest import CLIENT_ID, OTHER_SECRET, SECRET, SECRET_ID
+from .test_online import closed_port_url
+
+# The online suite's fixtures (its fake Azure AD over HTTPS, trusted through a private CA),
+# shared rather than copied; put into the namespace where pytest looks for them.
+globals().update({name: getattr(test_online, name) for name in ("ca", "azure_server", "azure")})
+
+HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TENANT = "contoso.onmicrosoft.com"
+GOOD = f"AZUREAD_CID={CLIENT_ID}\nAZUREAD_CIS={SECRET}\n"
+HINT = SECRET[:3]
+
+
+@pytest.fixture
+def configured(settings_path):
+    settings_path.write_text(GOOD)
+    settings_path.chmod(0o600)
+    return settings_path
+
+
+def state_dir(root):
+    return os.path.join(str(root), "var/lib/onedesk-azuread")
+
+
+def expire_in(root, days, secret=SECRET, today=None):
+    when = (today or date.today()) + timedelta(days=days)
+    state.save_expiry(state_dir(root), secret, when)
+    return when
+
+
+def write_conf(root, text):
+    path = os.path.join(str(root), "etc/onedesk-azuread/check.conf")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as handle:
+        handle.write(text)
+    return path
+
+
+def scheduled(root, today=None, metrics=None):
+    return watch.scheduled(Paths.under(str(root)), metrics=metrics, today=today)
+
+
+def priorities(report, words):
+    """The priorities of the report's lines that contain ``words``."""
+    return [line.priority for line in report.lines if words in line.text]
+
+
+def no_traceback(result):
+    assert "Traceback" not in result.stdout + result.stderr
+    assert SECRET not in result.stdout + result.stderr
+
+
+# --- check.conf ------------------------------------------------------------------------------
+
+def test_the_shipped_check_conf_is_all_defaults_and_each_example_is_valid():
+    with open(os.path.join(HERE, "etc/check.conf")) as handle:
+        shipped = handle.read()
+    conf = watch.parse_conf(shipped, "check.conf")
+    assert (conf.tenant, conf.cloud, conf.authority_host, conf.metrics) == (
+        None, "public", None, None)
+    examples = re.findall(r"^#(\w+ = .+)$", shipped, re.M)
+    assert [e.split(" = ")[0] for e in examples] == list(watch.CONF_KEYS)
+    every = watch.parse_conf("\n".join(examples) + "\n", "check.conf")  # uncommented: valid
+    assert every.tenant == TENANT and every.timeout == 10.0
+    assert every.metrics == "/var/lib/node_exporter/textfile_collector/onedesk_azuread.prom"
+
+
+@pytest.mark.parametrize("text, words", [
+    ("tenant = contoso.onmicrosoft.com\ntennant = x\n", ":2: 'tennant' is not a setting"),
+    ("tenant = a.example.com\ntenant = b.example.com\n",
+     ":2: tenant is set twice (first on line 1)"),
+    ("[main]\n", ":1: sections are not used here"),
+    ("tenant\n", ":1: 'tenant' is not `key = value`"),
+    ("tenant =\n", ":1: tenant is empty"),
+    ("tenant = 'contoso.onmicrosoft.com'\n", ":1: tenant = 'contoso.onmicrosoft.com': write the "
+                                            "value without quotes"),
+    ("tenant = contoso.onmicrosoft.com # ours\n", ":1: tenant = 'contoso.onmicrosoft.com # ours' "
+                                                 "has a comment after the value"),
+    ("tenant = common\n", "names no directory"),
+    ("tenant = x.example.com\ncloud = moon\n", ":2: cloud = 'moon' is not one of public"),
+    ("tenant = x.example.com\nauthority_host = http://login.example.com\n",
+     ":2: authority_host = 'http://login.example.com' must be an https:// URL"),
+    ("tenant = x.example.com\ntimeout = ten\n", ":2: timeout = 'ten' is not a number of seconds"),
+    ("tenant = x.example.com\ntimeout = nan\n", "is not a number of seconds from 0.1 to 300"),
+    ("tenant = x.example.com\ntimeout = 301\n", "is not a number of seconds from 0.1 to 300"),
+    ("timeout = 5\n", "timeout is set but tenant is not"),
+    ("metrics = metrics.prom\n", ":1: 'metrics.prom' is not an absolute path of a *.prom file"),
+    ("metrics = /var/lib/node_exporter/onedesk.txt\n", "is not an absolute path of a *.prom"),
+    ("metrics = /var/lib/../../etc/x.prom\n", "is not an absolute path of a *.prom"),
+])
+def test_a_bad_check_conf_is_one_line_naming_file_line_and_fix(run, configured, root, text,
+                                                               words):
+    path = write_conf(root, text)
+    result = run("check", "--scheduled")
+    no_traceback(result)
+    assert result.exit_code == 1
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(path + ":") and words in lines[0], lines[0]
+    assert result.stdout == ""
+    assert not os.path.exists(os.path.join(state_dir(root), watch.WATCH_FILE))
+
+
+@pytest.mark.parametrize("kind", ["directory", "fifo", "link-loop", "not-utf8"])
+def test_an_unreadable_check_conf_is_one_line(run, configured, root, kind):
+    path = write_conf(root, "")
+    os.unlink(path)
+    if kind == "directory":
+        os.mkdir(path)
+    elif kind == "fifo":
+        os.mkfifo(path)  # opened without blocking: never hangs the timer's run
+    elif kind == "not-utf8":
+        with open(path, "wb") as handle:
+            handle.write(b"tenant = \xff\n")
+    else:  # root reads any mode: a link that loops is an open that fails, for root too
+        os.symlink(os.path.basename(path), path)
+    result = run("check", "--scheduled")
+    no_traceback(result)
+    assert result.exit_code == 1
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(path + ": "), lines
+    assert any(w in lines[0] for w in ("not a regular file", "cannot be read", "not UTF-8"))
+
+
+def test_scheduled_takes_its_settings_from_check_conf_not_options(run, configured):
+    for args in (["--json"], ["--fix"], ["--online", "--tenant", TENANT], ["--tenant", TENANT]):
+        result = run("check", "--scheduled", *args)
+        assert result.exit_code == 2, args
+        assert "--scheduled takes its settings from check.conf" in result.stderr
+
+
+# --- Expiry warnings at 30, 14, 7 and 1 days -------------------------------------------------
+
+def test_warnings_come_once_at_30_14_7_and_1_days_and_an_expired_secret_every_day(root,
+                                                                                    configured):
+    start = date(2027, 3, 1)
+    expires = expire_in(root, 32, today=start)
+    seen = {}
+    for day in range(0, 36):
+        today = start + timedelta(days=day)
+        report = scheduled(root, today=today)
+        left = (expires - today).days
+        if left < 0:
+            seen[left] = (priorities(report, "expired on"), report.exit_code)
+        else:
+            seen[left] = (priorities(report, "the client secret expires on"), report.exit_code)
+            assert f"(in {left} days)" in " ".join(line.text for line in report.lines)
+    warned = sorted((left for left, (p, _) in seen.items() if p == [watch.WARNING]),
+                    reverse=True)
+    assert warned == [30, 14, 7, 1]
+    assert seen[32] == ([watch.INFO], 0) and seen[31] == ([watch.INFO], 0)
+    for left in (29, 15, 13, 8, 6, 2, 0):
+        assert seen[left] == ([watch.NOTICE], 0), left
+    for left in (-1, -2, -3):
+        assert seen[left] == ([watch.ERR], 1), left  # expired: an error on every run
+    record = os.path.join(state_dir(root), watch.WATCH_FILE)
+    assert stat.S_IMODE(os.stat(record).st_mode) == 0o600
+    text = open(record).read()
+    assert SECRET not in text and json.loads(text)["warned_days"] == 1
+
+
+def test_a_server_that_was_off_warns_once_at_the_threshold_it_wakes_up_in(root, configured):
+    start = date(2027, 3, 1)
+    expire_in(root, 40, today=start)
+    assert priorities(scheduled(root, today=start), "expires on") == [watch.INFO]
+    later = start + timedelta(days=30)  # 10 days left: past 30 and 14 while it was off
+    first = scheduled(root, today=later)
+    assert priorities(first, "expires on") == [watch.WARNING]
+    assert ("(in 10 days); create a new client secret in Azure, then run: onedesk-azuread set "
+            "--secret-prompt --expires YYYY-MM-DD") in first.lines[0].text
+    again = scheduled(root, today=later + timedelta(days=1))
+    assert priorities(again, "expires on") == [watch.NOTICE]
+    assert "warned at 14 days left, next at 7 days" in again.lines[0].text
+
+
+def test_a_new_secret_or_a_new_date_is_warned_of_afresh(run, root, configured):
+    today = date(2027, 3, 1)
+    expire_in(root, 10, today=today)
+    assert priorities(scheduled(root, today=today), "expires on") == [watch.WARNING]
+    assert priorities(scheduled(root, today=today), "expires on") == [watch.NOTICE]
+    expire_in(root, 12, today=today)  # the same secret, another date recorded
+    assert priorities(scheduled(root, today=today), "expires on") == [watch.WARNING]
+    assert run("set", "--secret-stdin", input=OTHER_SECRET + "\n").exit_code == 0
+    expire_in(root, 12, secret=OTHER_SECRET, today=today)
+    assert priorities(scheduled(root, today=today), "expires on") == [watch.WARNING]
+
+
+def test_no_recorded_expiry_is_a_notice_with_the_fix(root, configured):
+    report = scheduled(root)
+    assert priorities(report, "no expiry is recorded") == [watch.NOTICE]
+    assert "onedesk-azuread set --expires YYYY-MM-DD" in report.lines[0].text
+    assert report.exit_code == 0
+
+
+def test_a_garbage_watch_record_is_one_line_naming_it(run, root, configured):
+    expire_in(root, 5)
+    path = os.path.join(state_dir(root), watch.WATCH_FILE)
+    state.save_json(state_dir(root), watch.WATCH_FILE, {"warned_days": "seven"})
+    result = run("check", "--scheduled")
+    no_traceback(result)
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"{path}: is not a watch record; {watch.FIX_WATCH}"]
+
+
+# --- Journal priorities ----------------------------------------------------------------------
+
+def cli_process(root, *args, stderr_path, journal=None, env_extra=None):
+    """The CLI as a real process, stderr into ``stderr_path``; JOURNAL_STREAM as given."""
+    env = {k: v for k, v in os.environ.items() if k != "JOURNAL_STREAM"}
+    env["PYTHONPATH"] = HERE
+    env.update(env_extra or {})
+    with open(stderr_path, "w") as err:
+        if journal == "this":
+            st = os.fstat(err.fileno())
+            env["JOURNAL_STREAM"] = f"{st.st_dev}:{st.st_ino}"
+        elif journal == "other":
+            st = os.stat(HERE)
+            env["JOURNAL_STREAM"] = f"{st.st_dev}:{st.st_ino}"
+        proc = subprocess.run(
+            [sys.executable, "-c", "import sys; from onedesk_azuread.cli import main; main()",
+             "--root", str(root), *args], stdout=subprocess.PIPE, stderr=err, env=env,
+            stdin=subprocess.DEVNULL, check=False)
+    with open(stderr_path) as handle:
+        return proc.returncode, proc.stdout.decode(), handle.read().splitlines()
+
+
+def test_in_the_journal_every_line_has_its_priority_outside_none(root, settings_path, tmp_path):
+    settings_path.write_text(f"AZUREAD_CID={CLIENT_ID}\nAZUREAD_CIS={SECRET}\n")
+    settings_path.chmod(0o644)  # a warning: file-mode
+    expire_in(root, 10)
+    code, out, lines = cli_process(root, "check", "--scheduled", journal="this",
+                                   stderr_path=tmp_path / "journal")
+    assert code == 0 and out == ""
+    assert lines and all(re.match(r"<[3-7]>\S", line) for line in lines), lines
+    mode = [line for line in lines if "mode 0644" in line]
+    assert mode and mode[0].startswith("<4>")
+    soon = [line for line in lines if "expires on" in line]
+    assert len(soon) == 1 and soon[0].startswith("<4>the client secret expires on")
+    assert any(line.startswith("<6>applied: not installed") for line in lines)
+    code, _, lines = cli_process(root, "check", "--scheduled", journal="this",
+                                 stderr_path=tmp_path / "journal2")
+    soon = [line for line in lines if "expires on" in line]
+    assert soon[0].startswith("<5>")  # warned yesterday: a notice today
+    for journal in ("other", None):  # a redirected stderr is not the journal
+        code, _, lines = cli_process(root, "check", "--scheduled", journal=journal,
+                                     stderr_path=tmp_path / "plain")
+        assert lines and not any(line.startswith("<") for line in lines), lines
+
+
+def test_errors_and_an_expired_secret_are_priority_3_and_exit_1(root, settings_path, tmp_path):
+    settings_path.write_text(f"AZUREAD_CID={CLIENT_ID}\nAZUREAD_CIS={SECRET}\n")
+    settings_path.chmod(0o600)
+    expire_in(root, -1)
+    code, _, lines = cli_process(root, "check", "--scheduled", journal="this",
+                                 stderr_path=tmp_path / "journal")
+    assert code == 1
+    assert [line for line in lines if "expired on" in line][0].startswith("<3>")
+    settings_path.write_text(f"AZUREAD_CID={CLIENT_ID}\nAZUREAD_CIS={SECRET_ID}\n")
+    code, _, lines = cli_process(root, "check", "--scheduled", journal="this",
+                                 stderr_path=tmp_path / "journal2")
+    assert code == 1
+    assert [line for line in lines if "Secret ID was pasted" in line][0].startswith("<3>")
+    write_conf(root, "tenant = nope\n")  # a refused configuration: <3> too
+    code, _, lines = cli_process(root, "check", "--scheduled", journal="this",
+                                 stderr_path=tmp_path / "journal3")
+    assert code == 1 and len(lines) == 1 and lines[0].startswith("<3>")
+
+
+# --- The online check from check.conf ----------------------------------------------------------
+
+def online_conf(root, host):
+    write_conf(root, f"# the daily proof\ntenant = {TENANT}\nauthority_host = {host}\n"
+                     f"timeout = 3\n")
+
+
+def test_online_valid_invalid_unverified_and_skipped(run, root, configured, azure, tmp_path):
+    online_conf(root, azure.url)
+    metrics = str(tmp_path / "od.prom")
+    result = run("check", "--scheduled", "--metrics", metrics)
+    no_traceback(result)
+    assert result.exit_code == 0, result.stderr
+    assert "online: valid: Azure AD issued a token" in result.stderr
+    assert [m for m, *_ in azure.seen][-1] == "POST"
+    assert 'onedesk_azuread_online_result{result="valid"} 1' in open(metrics).read()
+
+    azure.token = 7000215  # refused: the unit fails
+    result = run("check", "--scheduled", "--metrics", metrics)
+    assert result.exit_code == 1
+    assert "online: invalid: the client secret is wrong" in result.stderr
+    assert 'onedesk_azuread_online_result{result="invalid"} 1' in open(metrics).read()
+
+    online_conf(root, closed_port_url())  # no network: exit 3, which the unit accepts
+    result = run("check", "--scheduled", "--metrics", metrics)
+    assert result.exit_code == 3
+    assert "online: unverified: could not verify: cannot connect" in result.stderr
+    assert 'onedesk_azuread_online_result{result="unverified"} 1' in open(metrics).read()
+
+    online_conf(root, azure.url)
+    del azure.seen[:]
+    configured.write_text(f"AZUREAD_CID={CLIENT_ID}\nAZUREAD_CIS={SECRET_ID}\n")
+    result = run("check", "--scheduled", "--metrics", metrics)
+    assert result.exit_code == 1
+    assert "online: skipped: not asked: fix the errors above first" in result.stderr
+    assert azure.seen == []  # offline errors: the network is skipped
+    assert 'onedesk_azuread_online_result{result="skipped"} 1' in open(metrics).read()
+    no_traceback(result)
+
+
+def test_without_a_tenant_no_network_is_asked(run, configured, azure):
+    result = run("check", "--scheduled")
+    assert result.exit_code == 0
+    assert "online: not configured (set tenant = TENANT in" in result.stderr
+    assert azure.seen == []
+
+
+def test_the_unit_accepts_exit_3_and_fails_on_1():
+    unit = open(os.path.join(HERE, "systemd/onedesk-azuread-check.service")).read()
+    assert re.search(r"^SuccessExitStatus=3$", unit, re.M)
+    assert re.search(r"^ExecStart=/usr/bin/onedesk-azuread check --scheduled$", unit, re.M)
+
+
+# --- Metrics -----------------------------------------------------------------------------------
+
+def promtool(text):
+    return subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
+                          text=True, check=False)
+
+
+def samples(text):
+    """metric{labels} -> value, from the exposition text."""
+    found = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            found[name] = float(value)
+    return found
+
+
+def test_promtool_rejects_what_is_not_valid_exposition():
+    """The tool really checks: the tests below that it passes mean something."""
+    assert promtool("# TYPE x gauge\nx 1\n# TYPE x gauge\nx 2\n").returncode != 0
+    assert promtool("onedesk_azuread_entries_valid one\n").returncode != 0
+
+
+@pytest.mark.parametrize("case", ["valid", "expired", "never-set", "soon"])
+def test_metrics_for_each_state_pass_promtool(run, root, settings_path, tmp_path, case):
+    metrics = str(tmp_path / "textfile" / "onedesk_azuread.prom")
+    os.makedirs(os.path.dirname(metrics))
+    if case != "never-set":
+        settings_path.write_text(GOOD)
+        settings_path.chmod(0o600)
+    days = {"valid": 200, "expired": -3, "soon": 10}.get(case)
+    expires = expire_in(root, days) if days is not None else None
+    before = datetime.now(timezone.utc).timestamp()
+    result = run("check", "--scheduled", "--metrics", metrics)
+    no_traceback(result)
+    text = open(metrics).read()
+    checked = promtool(text)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert stat.S_IMODE(os.stat(metrics).st_mode) == 0o644  # node_exporter is not root
+    assert os.listdir(os.path.dirname(metrics)) == ["onedesk_azuread.prom"]  # no temp left
+    assert SECRET not in text and HINT not in text and CLIENT_ID not in text
+    for name in watch.METRICS:
+        if f"onedesk_azuread_{name}" in text:
+            assert f"# HELP onedesk_azuread_{name} " in text
+            assert f"# TYPE onedesk_azuread_{name} gauge" in text
+    got = samples(text)
+    assert got["onedesk_azuread_entries_valid"] == (0 if case in ("expired", "never-set") else 1)
+    assert got["onedesk_azuread_entries_applied"] == 0  # never applied here
+    assert got["onedesk_azuread_secret_expiry_recorded"] == (expires is not None)
+    if expires is not None:
+        end = datetime.combine(expires + timedelta(days=1), datetime.min.time(), timezone.utc)
+        assert got["onedesk_azuread_secret_expiry_timestamp_seconds"] == end.timestamp()
+    else:
+        assert "onedesk_azuread_secret_expiry_timestamp_seconds" not in text
+    assert not any(k.startswith("onedesk_azuread_online_result") for k in got)
+    assert before - 1 <= got["onedesk_azuread_check_timestamp_seconds"] <= before + 60
+    assert result.exit_code == (1 if case in ("expired", "never-set") else 0)
+
+
+def test_online_metrics_pass_promtool(run, root, configured, azure, tmp_path):
+    online_conf(root, azure.url)
+    metrics = tmp_path / "od.prom"
+    write_conf(root, f"tenant = {TENANT}\nauthority_host = {azure.url}\n"
+                     f"metrics = /metrics/od.prom\n")
+    os.makedirs(os.path.join(str(root), "metrics"))
+    result = run("check", "--scheduled")  # check.conf's metrics: a path inside the root
+    assert result.exit_code == 0, result.stderr
+    inside = os.path.join(str(root), "metrics/od.prom")
+    assert f"metrics written to {inside}" in result.stderr
+    text = open(inside).read()
+    assert promtool(text).returncode == 0, promtool(text).stdout
+    got = samples(text)
+    assert [got[f'onedesk_azuread_online_result{{result="{s}"}}'] for s in watch.ONLINE_STATES] \
+        == [1, 0, 0, 0]
+    assert not metrics.exists()
+
+
+def test_check_metrics_without_scheduled_writes_the_same_file(run, configured, tmp_path, azure):
+    metrics = str(tmp_path / "od.prom")
+    result = run("check", "--metrics", metrics)
+    assert result.exit_code == 0
+    text = open(metrics).read()
+    assert promtool(text).returncode == 0
+    assert samples(text)["onedesk_azuread_entries_valid"] == 1
+    assert "online_result" not in text
+    result = run("check", "--online", "--tenant", TENANT, "--authority-host", azure.url,
+                 "--metrics", metrics)
+    assert result.exit_code == 0
+    assert samples(open(metrics).read())['onedesk_azuread_online_result{result="valid"}'] == 1
+
+
+def test_a_missing_metrics_directory_is_one_line_and_writes_nothing(run, root, configured,
+                                                                    tmp_path):
+    metrics = str(tmp_path / "absent" / "od.prom")
+    result = run("check", "--metrics", metrics)
+    no_traceback(result)
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[-1] == (
+        f"Error: {metrics}: cannot write the metrics: the directory {tmp_path / 'absent'} does "
+        f"not exist; create it (node_exporter's --collector.textfile.directory) or give "
+        f"another path")
+    scheduled_result = run("check", "--scheduled", "--metrics", metrics)
+    assert scheduled_result.exit_code == 1  # the unit fails: the metrics went nowhere
+    assert scheduled_result.stderr.count("cannot write the metrics") == 1
+    assert not os.path.exists(tmp_path / "absent")
+
+
+def test_metrics_must_be_a_prom_file(run, configured, tmp_path):
+    result = run("check", "--metrics", str(tmp_path / "od.txt"))
+    assert result.exit_code == 2
+    assert "node_exporter's textfile collector reads only those" in result.stderr
+    assert not (tmp_path / "od.txt").exists()
+
+
+def test_metrics_say_applied_once_dnf_installed_the_packages(new_root, tmp_path):
+    from .test_packaging import cli
+
+    root = new_root()
+    root.write_settings(GOOD)
+    metrics = str(tmp_path / "od.prom")
+    cli(root, "check", "--scheduled", "--metrics", metrics)
+    assert samples(open(metrics).read())["onedesk_azuread_entries_applied"] == 0
+    root.dnf("install", "onedesk-db-utils")
+    result = cli(root, "check", "--scheduled", "--metrics", metrics)
+    assert result.exit_code == 0, result.stderr
+    assert "applied: in sync" in result.stderr
+    text = open(metrics).read()
+    assert samples(text)["onedesk_azuread_entries_applied"] == 1
+    assert promtool(text).returncode == 0
+
+
+# --- The dnf plugin warns of a secret expiring soon, and installs ----------------------------
+
+def test_a_onedesk_transaction_warns_of_a_secret_expiring_in_10_days(new_root):
+    root = new_root()
+    root.write_settings(GOOD)
+    when = expire_in(root.path, 10)
+    result = root.dnf("install", "onedesk-db-utils")
+    output = result.stdout + result.stderr
+    said = [line for line in output.splitlines() if "expires on" in line]
+    assert len(said) == 1, output
+    assert (f"the client secret expires on {when.isoformat()} (in 10 days); create a new "
+            f"client secret in Azure") in said[0]
+    assert root.installed() == ["onedesk-db-utils-2.0-1"]
+    assert root.seen("onedesk-db-utils")["sourced_cis"] == SECRET
+    assert SECRET not in output
+
+
+# --- The systemd units, for real --------------------------------------------------------------
+
+UNITS = ("onedesk-azuread-check.service", "onedesk-azuread-check.timer")
+
+
+def unit_root(tmp_path, edit=None):
+    """A throw-away root for `systemd-analyze verify --root`: the host's targets (the units
+    ours name: network-online.target, timers.target, ...), our units as shipped (or as
+    ``edit`` breaks them) at /usr/lib/systemd/system, and a launcher at /usr/bin."""
+    top = tmp_path / "unitroot"
+    unitdir = top / "usr/lib/systemd/system"
+    unitdir.mkdir(parents=True)
+    for target in glob.glob("/usr/lib/systemd/system/*.target") + glob.glob(
+            "/lib/systemd/system/*.target"):
+        if not (unitdir / os.path.basename(target)).exists():
+            shutil.copy(target, unitdir)
+    assert (unitdir / "network-online.target").exists() and (unitdir / "timers.target").exists()
+    for name in UNITS:
+        text = open(os.path.join(HERE, "systemd", name)).read()
+        (unitdir / name).write_text(edit(name, text) if edit else text)
+    (top / "usr/bin").mkdir(parents=True)
+    launcher = top / "usr/bin/onedesk-azuread"
+    launcher.write_text(f"#!{sys.executable}\nimport sys\nfrom onedesk_azuread.cli import main\n"
+                        f"sys.exit(main())\n")
+    launcher.chmod(0o755)
+    return top
+
+
+def verify_units(top):
+    return subprocess.run(["systemd-analyze", "verify", f"--root={top}",
+                           *(f"/usr/lib/systemd/system/{name}" for name in UNITS)],
+                          capture_output=True, text=True, check=False)
+
+
+def test_the_shipped_units_verify_clean(tmp_path):
+    result = verify_units(unit_root(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout + result.stderr == ""  # systemd-analyze warns with exit 0: none here
+    service = open(os.path.join(HERE, "systemd", UNITS[0])).read()
+    for line in ("Type=oneshot", "Wants=network-online.target", "After=network-online.target",
+                 "StateDirectory=onedesk-azuread", "ProtectHome=read-only",
+                 "ProtectSystem=strict"):
+        assert re.search(rf"^{re.escape(line)}$", service, re.M), line
+    timer = open(os.path.join(HERE, "systemd", UNITS[1])).read()
+    for line in ("OnCalendar=daily", "Persistent=true", "WantedBy=timers.target"):
+        assert re.search(rf"^{re.escape(line)}$", timer, re.M), line
+    assert re.search(r"^RandomizedDelaySec=\S+$", timer, re.M)
+    preset = open(os.path.join(HERE, "systemd/80-onedesk-azuread.preset")).read()
+    assert [line for line in preset.splitlines() if line and not line.startswith("#")] == [
+        "enable onedesk-azuread-check.timer"]
+
+
+@pytest.mark.parametrize("unit, old, new, words", [
+    (UNITS[0], "Type=oneshot", "Type=oneshott", "Failed to parse service type"),
+    (UNITS[0], "ProtectSystem=strict", "ProtectSytem=strict", "Unknown key"),
+    (UNITS[0], "/usr/bin/onedesk-azuread", "/usr/bin/onedesk-azure", "is not executable"),
+    (UNITS[1], "OnCalendar=daily", "OnCalendar=dialy", "Failed to parse"),
+    (UNITS[1], "[Timer]", "[Timr]", "Unknown section"),
+])
+def test_a_broken_unit_fails_the_check(tmp_path, unit, old, new, words):
+    def edit(name, text):
+        if name != unit:
+            return text
+        assert old in text
+        return text.replace(old, new)
+
+    result = verify_units(unit_root(tmp_path, edit))
+    assert result.returncode != 0 or result.stdout + result.stderr != ""
+    assert words in result.stdout + result.stderr
+
+
+def test_the_service_is_hardened(tmp_path):
+    """systemd's own exposure score for the unit (0 safest, 10 unsafe): at most 3.0."""
+    top = unit_root(tmp_path)
+    result = subprocess.run(["systemd-analyze", "security", "--offline=true", f"--root={top}",
+                             "--threshold=30", f"/usr/lib/systemd/system/{UNITS[0]}"],
+                            capture_output=True, text=True, check=False)
+    score = re.search(r"Overall exposure level for \S+: ([0-9.]+)", result.stdout)
+    assert score, result.stdout + result.stderr
+    assert result.returncode == 0 and float(score.group(1)) <= 3.0, score.group(0)
+
+
+def test_an_offline_scheduled_check_never_loads_msal(root, configured):
+    from .test_imports import loaded
+
+    modules = loaded("--root", str(root), "check", "--scheduled")
+    assert not modules["msal"] and not modules["requests"] and not modules["dnf"]
