@@ -190,8 +190,9 @@ class OnedeskAzureAD(dnf.Plugin):
             return
         if not result.present:
             raise dnf.exceptions.Error(hook.MSG_NO_ENTRIES_REQUIRED % paths.settings)
-        for finding in result.notes:
-            logger.info(hook.MSG_NOTE, finding.describe(paths.settings))
+        for finding in result.notes:  # warnings (an expiry within 30 days) even with dnf -q
+            log = logger.warning if finding.severity == 'warning' else logger.info
+            log(hook.MSG_NOTE, finding.describe(paths.settings))
         for finding in result.alerts:
             logger.warning(hook.MSG_EXPIRED, paths.settings, finding.message, hook.with_root(paths))
         if result.blocking:

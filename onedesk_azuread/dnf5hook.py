@@ -70,6 +70,10 @@ class _Protocol:
         self.say(message)
         self.emit("log.INFO", message)
 
+    def warn(self, message: str) -> None:
+        self.say(message)
+        self.emit("log.WARNING", message)
+
     @property
     def text(self) -> str:
         return "".join(line + "\n" for line in self.lines)
@@ -139,12 +143,12 @@ def _check(out: _Protocol, paths: Paths, require: bool, notes: bool):
     if not result.present:
         return False, (hook.MSG_NO_ENTRIES_REQUIRED % paths.settings) if result.blocking else None
     if notes:
-        for finding in result.notes:
-            out.note(hook.MSG_NOTE % finding.describe(paths.settings))
+        for finding in result.notes:  # warnings (an expiry within 30 days) at warning level
+            tell = out.warn if finding.severity == "warning" else out.note
+            tell(hook.MSG_NOTE % finding.describe(paths.settings))
         with_root = hook.with_root(paths)
         for finding in result.alerts:  # a passed expiry: loud, never a stop
-            out.say(hook.MSG_EXPIRED % (paths.settings, finding.message, with_root))
-            out.emit("log.WARNING", hook.MSG_EXPIRED % (paths.settings, finding.message, with_root))
+            out.warn(hook.MSG_EXPIRED % (paths.settings, finding.message, with_root))
     if result.blocking:
         return True, hook.blocking_message(paths, result.blocking, paths.root)
     return True, None

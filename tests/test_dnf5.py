@@ -274,6 +274,22 @@ def test_the_hook_answers_in_one_line_per_message(tmp_path):
     assert said and all(SECRET_ID not in line for line in said + lines)
 
 
+def test_a_secret_expiring_soon_is_a_warning_for_dnf5_not_an_info_line(tmp_path):
+    from datetime import date, timedelta
+
+    from onedesk_azuread import state
+
+    (tmp_path / "root").mkdir()
+    (tmp_path / "root" / ".OneDesk").write_text(GOOD)
+    soon = date.today() + timedelta(days=10)
+    state.save_expiry(str(tmp_path / "var/lib/onedesk-azuread"), SECRET, soon)
+    text = dnf5hook.run("goal_resolved", str(tmp_path), "I", "onedesk-db-utils-1-1.noarch",
+                        "42")
+    warned = [line for line in text.splitlines() if "expires on" in line]
+    assert len(warned) == 1 and warned[0].startswith("log.WARNING="), text
+    assert "stop=" not in text and SECRET not in text
+
+
 def test_a_hand_off_belongs_to_one_dnf5_run(tmp_path):
     (tmp_path / "root").mkdir()
     (tmp_path / "root" / ".OneDesk").write_text(GOOD)

@@ -480,7 +480,8 @@ def test_a_onedesk_transaction_warns_of_a_secret_expiring_in_10_days(new_root):
     when = expire_in(root.path, 10)
     result = root.dnf("install", "onedesk-db-utils")
     output = result.stdout + result.stderr
-    said = [line for line in output.splitlines() if "expires on" in line]
+    # A warning, not an info line: dnf prints warnings on stderr (info goes to stdout).
+    said = [line for line in result.stderr.splitlines() if "expires on" in line]
     assert len(said) == 1, output
     assert (f"the client secret expires on {when.isoformat()} (in 10 days); create a new "
             f"client secret in Azure") in said[0]
