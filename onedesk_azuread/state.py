@@ -94,14 +94,14 @@ def _load(path: str, fix: str | None = None) -> dict | None:
     The directory is checked first; the file is read without following links or
     blocking (fsutil.read_private_file). ``fix`` ends every error message.
     """
-    import json
-
     fix = fix or _fix_for(path)
     if not state_directory(os.path.dirname(os.path.abspath(path))):
         return None
     data = read_private_file(path, STATE_FILE_LIMIT, StateError, fix)
     if data is None:
         return None
+    import json  # only now: `show` without a recorded expiry never pays for it
+
     try:
         record = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):  # deep nesting: RecursionError

@@ -112,16 +112,25 @@ def test_the_cli_knows_the_clouds_and_the_timeout_without_importing_verify():
     assert cli_module.DEFAULT_TIMEOUT == verify.DEFAULT_TIMEOUT
 
 
-def test_show_imports_neither_verify_nor_tempfile(tmp_path):
+def test_show_imports_neither_verify_nor_tempfile_nor_bash_nor_json_unless_needed(tmp_path):
+    # (json: only to read a recorded expiry, and none is recorded here)
+    (tmp_path / "root").mkdir()
+    (tmp_path / "root" / ".OneDesk").write_text(GOOD)
+    # What `show` itself imports: not what this version of click imports anyway (older
+    # ones import tempfile).
     probe = ("import sys\n"
+             "import click\n"
+             "mine = set(sys.modules)\n"
              "from onedesk_azuread import cli\n"
              "sys.argv = ['onedesk-azuread', '--root', sys.argv[1], 'show']\n"
              "try:\n    cli.main()\nexcept SystemExit:\n    pass\n"
              "names = ('onedesk_azuread.verify', 'onedesk_azuread.registration', 'msal',\n"
-             "         'onedesk_azuread.status', 'onedesk_azuread.apply')\n"
-             "sys.stderr.write(repr([n for n in names if n in sys.modules]))\n")
+             "         'onedesk_azuread.status', 'onedesk_azuread.apply', 'tempfile',\n"
+             "         'onedesk_azuread.bashcheck', 'json')\n"
+             "sys.stderr.write(repr([n for n in names if n in set(sys.modules) - mine]))\n")
     done = subprocess.run([sys.executable, "-c", probe, str(tmp_path)], check=False,
                           capture_output=True,
                           text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stderr.endswith("[]"), done.stderr
+    assert "AZUREAD_CIS:  Xk7… (masked" in done.stdout
