@@ -73,10 +73,10 @@ CONF_QUOTED = "{where}: {key} = {value}: write the value without quotes"
 CONF_COMMENT = ("{where}: {key} = {value!r} has a comment after the value; put it on a line "
                 "of its own")
 CONF_EMPTY = "{where}: {key} is empty; give a value or comment the line out"
-CONF_TENANT = "{where}: tenant = {value}: {reason}"
-CONF_CLOUD = "{where}: cloud = {value!r} is not one of {clouds}"
-CONF_HOST = "{where}: authority_host = {value!r} {reason}"
-CONF_TIMEOUT = ("{where}: timeout = {value!r} is not a number of seconds from 0.1 to 300; "
+CONF_TENANT = "tenant = {value}: {reason}"
+CONF_CLOUD = "cloud = {value!r} is not one of {clouds}"
+CONF_HOST = "authority_host = {value!r} {reason}"
+CONF_TIMEOUT = ("timeout = {value!r} is not a number of seconds from 0.1 to 300; "
                 "set for example timeout = 10")
 CONF_NEEDS_TENANT = ("{path}: {key} is set but tenant is not, so there is no online check for "
                      "it to change; set tenant = TENANT or comment {key} out")
@@ -87,7 +87,7 @@ CONF_NOT_REGULAR = ("{path}: is not a regular file; restore it from the package 
 CONF_NOT_UTF8 = "{path}: is not UTF-8 text; restore it from the package"
 CONF_TOO_BIG = "{path}: is more than {limit} bytes, which no check.conf is; restore it"
 METRICS_SUFFIX = ".prom"
-METRICS_PATH = ("{where}: {value!r} is not an absolute path of a *.prom file (node_exporter's "
+METRICS_PATH = ("{value!r} is not an absolute path of a *.prom file (node_exporter's "
                 "textfile collector reads only those), without ..; for example: "
                 "/var/lib/node_exporter/textfile_collector/onedesk_azuread.prom")
 
@@ -141,7 +141,11 @@ def parse_conf(text: str, path: str) -> CheckConf:
             raise ConfError(CONF_QUOTED.format(where=where, key=key, value=value))
         if " #" in value or "\t#" in value:
             raise ConfError(CONF_COMMENT.format(where=where, key=key, value=value))
-        values[key] = _conf_value(key, value, where)
+        values[key] = value
+    for key, checked in validation.configspec(values, CONF_SPEC, CONF_CHECKS).items():
+        if isinstance(checked, ValueError):
+            raise ConfError(f"{path}:{seen[key]}: {checked}")
+        values[key] = checked
     if "tenant" not in values:
         for key in ("cloud", "authority_host", "timeout"):
             if key in values:
@@ -149,33 +153,51 @@ def parse_conf(text: str, path: str) -> CheckConf:
     return CheckConf(path, True, **values)
 
 
-def _conf_value(key: str, value: str, where: str) -> object:
-    if key == "tenant":
-        try:
-            return verify.check_tenant(value)
-        except ValueError as exc:
-            raise ConfError(CONF_TENANT.format(where=where, value=value, reason=exc)) from None
-    if key == "cloud":
-        if value not in verify.CLOUDS:
-            raise ConfError(CONF_CLOUD.format(where=where, value=value,
-                                              clouds=", ".join(verify.CLOUDS)))
-        return value
-    if key == "authority_host":
-        try:
-            return verify.check_authority_host(value)
-        except ValueError as exc:
-            raise ConfError(CONF_HOST.format(where=where, value=value, reason=exc)) from None
-    if key == "timeout":
-        try:
-            seconds = float(value)
-        except ValueError:
-            seconds = math.nan
-        if not 0.1 <= seconds <= 300:  # also refuses nan and inf
-            raise ConfError(CONF_TIMEOUT.format(where=where, value=value))
-        return seconds
-    if metrics_path_problem(value):
-        raise ConfError(METRICS_PATH.format(where=where, value=value))
+# check.conf's values: configobj's Validator with this configspec and these checks. Each
+# check returns the value to use or raises ValueError with the reason (the caller adds the
+# file and line).
+CONF_SPEC = ["tenant = tenant()", "cloud = cloud()", "authority_host = https_url()",
+             "timeout = seconds()", "metrics = prom_file()"]
+
+
+def _tenant(value: str) -> str:
+    try:
+        return verify.check_tenant(value)
+    except ValueError as exc:
+        raise ValueError(CONF_TENANT.format(value=value, reason=exc)) from None
+
+
+def _cloud(value: str) -> str:
+    if value not in verify.CLOUDS:
+        raise ValueError(CONF_CLOUD.format(value=value, clouds=", ".join(verify.CLOUDS)))
     return value
+
+
+def _https_url(value: str) -> str:
+    try:
+        return verify.check_authority_host(value)
+    except ValueError as exc:
+        raise ValueError(CONF_HOST.format(value=value, reason=exc)) from None
+
+
+def _seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not 0.1 <= seconds <= 300:  # also refuses nan and inf
+        raise ValueError(CONF_TIMEOUT.format(value=value))
+    return seconds
+
+
+def _prom_file(value: str) -> str:
+    if metrics_path_problem(value):
+        raise ValueError(METRICS_PATH.format(value=value))
+    return value
+
+
+CONF_CHECKS = {"tenant": _tenant, "cloud": _cloud, "https_url": _https_url,
+               "seconds": _seconds, "prom_file": _prom_file}
 
 
 def load_conf(path: str) -> CheckConf:
