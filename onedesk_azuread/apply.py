@@ -400,20 +400,21 @@ def confirm(paths: Paths, say: Callable[[str], None]):
     return after
 
 
-class Applied(namedtuple("Applied", "plan outcome after")):
+class Applied(namedtuple("Applied", "plan outcome after shown")):
     """What `apply` did, for the report."""
 
     __slots__ = ()
     # plan: Plan
     # outcome: Outcome | None; None for a dry run, or when nothing was needed
     # after: status.Status | None; the confirmed status (None for a dry run)
+    # shown: operations.Inspection; the settings file as `show` sees it
 
     @property
     def changed(self) -> bool:
         return self.outcome is not None and bool(self.plan.steps)
 
     def as_dict(self) -> dict:
-        record = {"changed": self.changed,
+        record = {**self.shown.as_dict(), "changed": self.changed,
                   "removed": self.plan.removed,
                   "reinstalled": self.plan.reinstalled if self.outcome is not None else [],
                   "completed_interrupted": self.plan.resumed is not None,
@@ -442,14 +443,14 @@ def apply(paths: Paths, say: Callable[[str], None], *, dry_run: bool = False,
         now = status(paths)
         if now.ok:
             say(NOTHING_TO_DO)
-            return Applied(Plan([], [], []), None, now)
+            return Applied(Plan([], [], []), None, now, operations.show(paths))
     with contextlib.nullcontext() if dry_run else exclusive(paths) as lock:
         the_plan = prepare(paths, say, dry_run=dry_run)
         if show_plan is not None:
             show_plan(the_plan)
         if dry_run:
             say("dry run: nothing was changed")
-            return Applied(the_plan, None, None)
+            return Applied(the_plan, None, None, operations.show(paths))
         if the_plan.removed and the_plan.resumed is None and confirm_removal is not None:
             confirm_removal(the_plan)
         outcome = run(paths, the_plan, say, lock)
@@ -459,5 +460,5 @@ def apply(paths: Paths, say: Callable[[str], None], *, dry_run: bool = False,
     say(f"done: {after.explain()}")
     if outcome.interrupted:
         raise interrupted_error(outcome.interrupted, after)
-    return Applied(the_plan, outcome, after)
+    return Applied(the_plan, outcome, after, operations.show(paths))
 

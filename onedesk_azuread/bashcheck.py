@@ -14,7 +14,7 @@ import os
 import re
 from collections import namedtuple
 
-from .errors import OnedeskError
+from .errors import BashUnavailable, OnedeskError
 
 TIMEOUT = 5.0  # seconds; bash -n on a settings file takes about 2 ms
 # Where bash is looked for: the system's directories, not the caller's PATH.
@@ -32,10 +32,6 @@ class Unparsable(namedtuple("Unparsable", "line message")):
     __slots__ = ()
     # line: int | None
     # message: str; bash's first line, without its file name and with values masked
-
-
-class BashUnavailable(OnedeskError):
-    """bash cannot be asked; nothing that depends on its answer is done."""
 
 
 def _mask(message: str) -> str:

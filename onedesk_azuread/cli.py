@@ -1,9 +1,11 @@
 """The `onedesk-azuread` command: a thin click layer over the library.
 
-Data goes to stdout, messages to stderr. json and the registration data are
-imported by the commands that use them, to keep `show` as quick as a bare
-click program (`make bench`). Exit codes: 0 success, 1 problem
-found or operation failed, 2 usage error, 3 could not check (network).
+Each command parses its options, makes one library call and prints the record
+it gets back (its ``lines()``, or ``as_dict()`` with --json). Data goes to
+stdout, messages to stderr (--quiet: errors only). json, verify and the
+registration data are imported by the commands that use them, to keep `show`
+as quick as a bare click program (`make bench`). Exit codes: 0 success, 1
+problem found or operation failed, 2 usage error, 3 could not check (network).
 """
 
 from __future__ import annotations
@@ -11,22 +13,25 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import pwd
 import sys
 from datetime import date
 
 import click
 
-from . import CLIENT_ID, SECRET, __version__, fsutil, operations, state, verify
-from .errors import OnedeskError
+from . import CLIENT_ID, __version__, fsutil, operations, state
+from .errors import OnedeskError, Refused, VerificationFailed
 from .paths import Paths
-from .validation import ERROR, Finding
 
 EXIT_PROBLEM = 1
+# The Azure clouds' names and the online check's default time, without importing verify
+# on `show`'s path (tests/test_cli.py checks they agree with verify's).
+CLOUDS = ("public", "usgov", "china")
+DEFAULT_TIMEOUT = 10.0
+QUIET, NORMAL, VERBOSE = 0, 1, 2
 
-NEXT_STEP = """\
-Next: reinstall the OneDesk packages so their install scripts apply the change:
-  onedesk-azuread apply        (the vendor's dnf remove + dnf install, done safely)"""
+
+class _Output:
+    level = NORMAL  # set once per run by the group's --quiet/--verbose
 
 
 class _Group(click.Group):
@@ -35,10 +40,13 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
-        except operations.Refused as exc:
+        except Refused as exc:
             for finding in exc.findings:
-                _say(finding.describe(exc.path))
+                _say(finding.describe(exc.path), always=True)
             raise _Failure(str(exc)) from None
+        except VerificationFailed as exc:
+            _say(operations.online_line(exc.result), always=True)
+            raise _Failure(str(exc), exc.exit_code) from None
         except OnedeskError as exc:
             raise _Failure(str(exc), exc.exit_code) from None
         except OSError as exc:  # a system error the library did not foresee: still one line
@@ -62,8 +70,34 @@ def _json(data: object) -> str:
     return json.dumps(data, indent=2)
 
 
-def _say(message: str) -> None:
-    click.echo(message, err=True)
+def _say(message: str, always: bool = False) -> None:
+    """A message on stderr; --quiet keeps only errors (``always``)."""
+    if always or _Output.level > QUIET:
+        click.echo(message, err=True)
+
+
+def _detail(message: str) -> None:
+    """What --verbose adds."""
+    if _Output.level >= VERBOSE:
+        click.echo(message, err=True)
+
+
+def _data(record, as_json: bool, lines=None) -> None:
+    """A command's result on stdout: its JSON, or its lines."""
+    if as_json:
+        click.echo(_json(record.as_dict()))
+    else:
+        for line in record.lines() if lines is None else lines:
+            click.echo(line)
+
+
+def _report(record, as_json: bool) -> None:
+    """A changing command's result: JSON on stdout, or its lines as messages on stderr."""
+    if as_json:
+        click.echo(_json(record.as_dict()))
+    else:
+        for line in record.lines():
+            _say(line)
 
 
 def _paths(ctx: click.Context) -> Paths:
@@ -75,12 +109,19 @@ def _paths(ctx: click.Context) -> Paths:
               help="Work on the system installed under DIR, like `rpm --root`.")
 @click.option("--file", "settings_file", metavar="PATH", type=click.Path(),
               help="The settings file (default: /root/.OneDesk under the root).")
+@click.option("--quiet", "-q", is_flag=True, help="Print only data and errors.")
+@click.option("--verbose", "-v", is_flag=True, help="Also say which files are used.")
 @click.version_option(__version__, prog_name="onedesk-azuread")
 @click.pass_context
-def cli(ctx: click.Context, root: str | None, settings_file: str | None) -> None:
+def cli(ctx: click.Context, root: str | None, settings_file: str | None, quiet: bool,
+        verbose: bool) -> None:
     """Manage the Azure AD sign-in settings (AZUREAD_CID, AZUREAD_CIS) of an
     on-premise OneDesk server, safely."""
+    if quiet and verbose:
+        raise click.UsageError("choose one of --quiet and --verbose")
+    _Output.level = QUIET if quiet else VERBOSE if verbose else NORMAL
     ctx.obj = Paths.under(root, settings_file)
+    _detail(f"settings file: {ctx.obj.settings}; state: {ctx.obj.state_dir}")
     fsutil.set_notifier(_say)  # "waiting for the lock", "repaired the state directory"
 
 
@@ -136,11 +177,11 @@ def _online_options(command):
     options = [
         click.option("--tenant", metavar="TENANT",
                      help="The tenant the app lives in: its ID (GUID) or a domain."),
-        click.option("--cloud", type=click.Choice(list(verify.CLOUDS)), default="public",
+        click.option("--cloud", type=click.Choice(CLOUDS), default="public",
                      show_default=True, help="Which Azure cloud's login host to ask."),
         click.option("--authority-host", metavar="URL",
                      help="Another login host (https URL); overrides --cloud's."),
-        click.option("--timeout", type=click.FloatRange(0.1, 300), default=verify.DEFAULT_TIMEOUT,
+        click.option("--timeout", type=click.FloatRange(0.1, 300), default=DEFAULT_TIMEOUT,
                      show_default=True, metavar="SECONDS", help="The most the check may take."),
     ]
     for option in reversed(options):
@@ -156,6 +197,8 @@ def _verifier(enabled: bool, flag: str, tenant, cloud, authority_host, timeout):
         return None
     if not tenant:
         raise click.UsageError(f"{flag} needs --tenant TENANT (the tenant ID or a domain)")
+    from . import verify
+
     try:
         tenant = verify.check_tenant(tenant)
     except ValueError as exc:
@@ -165,17 +208,11 @@ def _verifier(enabled: bool, flag: str, tenant, cloud, authority_host, timeout):
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--authority-host") from None
 
-    def check(client_id: str, secret: str) -> verify.Result:
+    def check(client_id: str, secret: str):
+        _detail(f"asking {host or verify.CLOUDS[cloud][0]} for a token (tenant {tenant})")
         return verify.verify(client_id, secret, tenant, cloud=cloud, authority_host=host,
                              timeout=timeout)
     return check
-
-
-def _say_online(result: verify.Result) -> None:
-    text = f"online: {result.status}: {result.message}"
-    if result.correlation_id:
-        text += f" (correlation id {result.correlation_id})"
-    _say(text)
 
 
 @cli.command("set")
@@ -189,9 +226,11 @@ def _say_online(result: verify.Result) -> None:
 @click.option("--verify", "verify_online", is_flag=True,
               help="Prove the pair with Azure AD before writing it (needs --tenant).")
 @_online_options
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the result as JSON (with \"changed\") on stdout.")
 @click.pass_context
 def set_command(ctx, client_id, secret_stdin, secret_file, secret_prompt, expires, force,
-                verify_online, tenant, cloud, authority_host, timeout):
+                verify_online, tenant, cloud, authority_host, timeout, as_json):
     """Set the client ID and/or the client secret. With no options, asks for both."""
     paths = _paths(ctx)
     verifier = _verifier(verify_online, "--verify", tenant, cloud, authority_host, timeout)
@@ -215,51 +254,17 @@ def set_command(ctx, client_id, secret_stdin, secret_file, secret_prompt, expire
     if client_id is None and secret is None and expires is None:
         raise click.UsageError("nothing to set: give --client-id, a secret option or --expires "
                                "(or no options at all to be asked)")
-    try:
-        result = operations.set_entries(paths, client_id=client_id, secret=secret,
-                                        expires=expires, force=force, verify=verifier)
-    except operations.VerificationFailed as exc:
-        _say_online(exc.result)
-        raise
-    for finding in result.findings:
-        _say(finding.describe(result.path))
-    if result.verification is not None:
-        _say_online(result.verification)
-    for key, change in result.changes.items():
-        shown = operations.mask(secret) if key == SECRET else result.client_id
-        _say(f"{key}: {change} ({shown})" if change != "unchanged" else f"{key}: unchanged")
-    if result.expiry_recorded:
-        _say(f"secret expiry recorded: {result.expiry_recorded.isoformat()}")
-    elif result.expiry_cleared:
-        _say("no expiry recorded for the new secret (record it with --expires YYYY-MM-DD)")
-    if result.written:
-        kept = f"; previous version kept as {result.path}.bak" if result.backup else ""
-        _say(f"{result.path} written{kept}")
-        _say(NEXT_STEP)
-    else:
-        _say(f"{result.path} unchanged: it already holds these values")
+    _report(operations.set_entries(paths, client_id=client_id, secret=secret, expires=expires,
+                                   force=force, verify=verifier), as_json)
 
 
 @cli.command("unset")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the result as JSON (with \"changed\") on stdout.")
 @click.pass_context
-def unset_command(ctx):
+def unset_command(ctx, as_json):
     """Remove both entries (the previous file is kept as .bak)."""
-    paths = _paths(ctx)
-    if operations.unset_entries(paths):
-        _say(f"{CLIENT_ID} and {SECRET} removed from {paths.settings}; "
-             f"previous version kept as {paths.settings}.bak")
-        _say(NEXT_STEP)
-    else:
-        _say(f"{paths.settings}: no Azure AD entries to remove")
-
-
-def _owner(uid: int | None) -> str | None:
-    if uid is None:
-        return None
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return str(uid)
+    _report(operations.unset_entries(_paths(ctx)), as_json)
 
 
 @cli.command("show")
@@ -268,79 +273,17 @@ def _owner(uid: int | None) -> str | None:
 @click.pass_context
 def show_command(ctx, as_json, reveal):
     """Show the entries (the secret masked), the file and the recorded expiry."""
-    info = operations.inspect(_paths(ctx), validate=False)
-    snap = info.snapshot
-    secret = info.values[SECRET]
-    shown_secret = secret if (reveal or secret is None) else operations.mask(secret)
-    record = {
-        "file": snap.path,
-        "exists": snap.exists,
-        "mode": f"{snap.mode:04o}" if snap.mode is not None else None,
-        "owner": _owner(snap.uid),
-        "client_id": info.values[CLIENT_ID],
-        "secret": shown_secret,
-        "secret_revealed": bool(reveal and secret is not None),
-        "expires": info.expires.isoformat() if info.expires else None,
-    }
+    shown = operations.show(_paths(ctx))
     if as_json:
-        click.echo(_json(record))
-        return
-    file_line = snap.path if snap.exists else f"{snap.path} (does not exist)"
-    if snap.exists:
-        file_line += f" (mode {record['mode']}, owner {record['owner']})"
-    expires = "not recorded (onedesk-azuread set --expires YYYY-MM-DD)"
-    if info.expires:
-        days = (info.expires - date.today()).days
-        left = f"in {days} days" if days >= 0 else "EXPIRED"
-        expires = f"{info.expires.isoformat()} ({left})"
-    def absent(key: str) -> str:
-        if snap.doc.unsupported_for(key):
-            return "present, but not a plain assignment (run: onedesk-azuread check)"
-        if snap.doc.entries_for(key):
-            return "present, but not a literal value (run: onedesk-azuread check)"
-        return "not set"
-
-    secret_line = absent(SECRET)
-    if secret is not None:
-        secret_line = shown_secret if reveal else f"{shown_secret} (masked; --reveal shows it)"
-    client_id = info.values[CLIENT_ID]
-    click.echo(f"file:         {file_line}")
-    click.echo(f"{CLIENT_ID}:  {client_id if client_id is not None else absent(CLIENT_ID)}")
-    click.echo(f"{SECRET}:  {secret_line}")
-    click.echo(f"expires:      {expires}")
-
-
-def _report(path: str, findings: list[Finding], repaired: list[Finding], as_json: bool,
-            online: verify.Result | None = None) -> int:
-    errors = [f for f in findings if f.severity == ERROR]
-    if as_json:
-        report = {
-            "file": path,
-            "ok": not errors and (online is None or online.status == verify.VALID),
-            "errors": len(errors),
-            "warnings": len(findings) - len(errors),
-            "repaired": [f.code for f in repaired],
-            "findings": [f.as_dict() for f in findings],
-        }
-        if online is not None:
-            report["online"] = online.as_dict()
-        click.echo(_json(report))
+        click.echo(_json(shown.as_dict(reveal)))
     else:
-        for finding in repaired:
-            _say(f"repaired: {finding.code}" + (f" ({finding.key})" if finding.key else ""))
-        for finding in findings:
-            click.echo(finding.describe(path))
-        if errors:
-            _say(f"{path}: {len(errors)} error(s): OneDesk would not get correct Azure AD values")
-        else:
-            _say(f"{path}: OK" + (f" ({len(findings)} warning(s))" if findings else ""))
-        if online is not None:
-            _say_online(online)
-    return EXIT_PROBLEM if errors else 0
+        for line in shown.lines(reveal):
+            click.echo(line)
 
 
 @cli.command("check")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Machine-readable output (with --fix: with \"changed\").")
 @click.option("--fix", is_flag=True, help="Repair what can be repaired (a backup is kept).")
 @click.option("--online", is_flag=True,
               help="Then prove the pair with Azure AD (needs --tenant); exit 3 if it cannot.")
@@ -350,21 +293,18 @@ def check_command(ctx, as_json, fix, online, tenant, cloud, authority_host, time
     """Validate the entries; exit 1 when OneDesk would not get correct values.
 
     With --online, also ask Azure AD for a token with them: exit 0 valid, 1
-    refused, 3 could not verify (network, TLS, timeout, HTTP 5xx).
+    refused, 3 could not verify (network, TLS, timeout, HTTP 5xx); it is not
+    asked when the offline check found errors (status "skipped").
     """
     verifier = _verifier(online, "--online", tenant, cloud, authority_host, timeout)
-    result = operations.check(_paths(ctx), fix=fix)
-    after = result.after
-    online_result = None
-    if verifier is not None:
-        if any(f.severity == ERROR for f in after.findings):
-            online_result = verify.Result("skipped", "not asked: fix the errors above first")
-        else:
-            online_result = verifier(after.values[CLIENT_ID], after.values[SECRET])
-    code = _report(after.snapshot.path, after.findings, result.repaired, as_json, online_result)
-    if online_result is not None and online_result.status in verify.EXIT_CODES:
-        code = max(code, online_result.exit_code)
-    ctx.exit(code)
+    result = operations.check(_paths(ctx), fix=fix, online=verifier)
+    if as_json:
+        click.echo(_json(result.as_dict()))
+    else:
+        _data(result, False, result.report())
+        for line in result.lines():
+            _say(line)
+    ctx.exit(result.exit_code)
 
 
 @cli.command("status")
@@ -378,22 +318,7 @@ def status_command(ctx, as_json):
     from .status import status
 
     now = status(_paths(ctx))
-    if as_json:
-        click.echo(_json(now.as_dict()))
-    else:
-        valid = "valid" if not now.errors else (
-            f"{len(now.errors)} error(s) ({', '.join(f.code for f in now.errors)}); "
-            f"run: onedesk-azuread check")
-        click.echo(f"settings:  {now.path}: {valid}")
-        if now.unfinished:
-            click.echo(f"apply:     {now.unfinished.explain()}")
-        click.echo(f"applied:   {now.explain()}")
-        if now.applied:
-            click.echo(f"           last applied {now.applied.get('applied')} with "
-                       f"{', '.join(now.applied.get('packages', []))}")
-        for name, nevra in now.installed.items():
-            click.echo(f"package:   {name}: {nevra or 'not installed'}")
-        click.echo(f"expires:   {now.expires.isoformat() if now.expires else 'not recorded'}")
+    _data(now, as_json)
     ctx.exit(0 if now.ok else EXIT_PROBLEM)
 
 
@@ -402,8 +327,11 @@ def status_command(ctx, as_json):
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--if-needed", is_flag=True,
               help="Do nothing when `status` is already fine (valid, in sync).")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the result as JSON (with \"changed\") on stdout; the steps go to "
+                   "stderr.")
 @click.pass_context
-def apply_command(ctx, dry_run, yes, if_needed):
+def apply_command(ctx, dry_run, yes, if_needed, as_json):
     """Reinstall the OneDesk packages so they pick up the entries, safely.
 
     Checks the entries, makes sure every package the removal takes away can be
@@ -420,17 +348,19 @@ def apply_command(ctx, dry_run, yes, if_needed):
     def show_plan(the_plan: apply.Plan) -> None:
         dnf = " ".join(packages.dnf_command(paths.root))
         for number, step in enumerate(the_plan.steps, 1):
-            click.echo(f"{number}. {step.title}\n   {dnf} {' '.join(step.args)}")
+            click.echo(f"{number}. {step.title}\n   {dnf} {' '.join(step.args)}", err=as_json)
             if step.fallback:
-                click.echo(f"   (if that fails: {dnf} {' '.join(step.fallback)})")
+                click.echo(f"   (if that fails: {dnf} {' '.join(step.fallback)})", err=as_json)
 
     def confirm_removal(the_plan: apply.Plan) -> None:
         if not yes:
             click.confirm(f"Remove {', '.join(the_plan.removed)} and install them again?",
                           abort=True, err=True)
 
-    apply.apply(paths, _say_always, dry_run=dry_run, if_needed=if_needed, show_plan=show_plan,
-                confirm_removal=confirm_removal)
+    done = apply.apply(paths, _say_always, dry_run=dry_run, if_needed=if_needed,
+                       show_plan=show_plan, confirm_removal=confirm_removal)
+    if as_json:
+        click.echo(_json(done.as_dict()))
 
 
 def _say_always(message: str) -> None:

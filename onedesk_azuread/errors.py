@@ -1,4 +1,8 @@
-"""Errors a user can cause and fix. Their text is one line and never holds a secret."""
+"""Errors a user can cause and fix. Their text is one line and never holds a secret.
+
+Every error the library raises for the user is one of these: the CLI turns them
+into one line and their exit code, the dnf plugin into dnf.exceptions.Error.
+"""
 
 from __future__ import annotations
 
@@ -19,3 +23,35 @@ class SettingsError(OnedeskError):
 
 class StateError(OnedeskError):
     """The tool's own state cannot be read or written."""
+
+
+class BashUnavailable(OnedeskError):
+    """bash, the oracle for what the settings file means, could not be asked."""
+
+
+class Refused(OnedeskError):
+    """Validation found errors in what would be written; nothing was written.
+
+    ``findings`` are printed, one line each, before the error itself.
+    """
+
+    def __init__(self, path: str, findings: list):
+        self.path = path
+        self.findings = findings
+        count = sum(1 for f in findings if f.severity == "error")
+        super().__init__(f"{path}: not changed: {count} error{'s' if count != 1 else ''} "
+                         f"(fix them, or write anyway with --force)")
+
+
+class VerificationFailed(OnedeskError):
+    """Azure AD did not confirm the pair (or could not be asked); nothing was written."""
+
+    def __init__(self, path: str, result):
+        self.result = result  # verify.Result: printed before the error
+        self.exit_code = result.exit_code
+        super().__init__(f"{path}: not changed: {result.message} "
+                         f"(write anyway with --force)")
+
+
+class Blocked(OnedeskError):
+    """The entries failed the check under the lock, just before the install: nothing installed."""

@@ -8,7 +8,6 @@ import fcntl
 import os
 import stat
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 
@@ -330,6 +329,8 @@ def write_temp(directory: str, name: str, data: bytes, uid: int | None, gid: int
                error=SettingsError) -> str:
     """Write ``data`` to a new mode-0600 temp file in ``directory``, fsynced; return its path."""
     try:
+        import tempfile  # only writers pay for it (and random, which it imports), not `show`
+
         fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
     except OSError as exc:
         raise error(describe_oserror(os.path.join(directory, name), "write", exc)) from None

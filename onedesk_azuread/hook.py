@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import namedtuple
 
 from . import CLIENT_ID, KEYS, SECRET, operations, state, validation
-from .errors import OnedeskError
+from .errors import Blocked
 from .paths import Paths
 from .validation import Finding
 
@@ -24,10 +24,6 @@ PLUGIN_CONF = "onedesk_azuread.conf"
 # package manager: the file did not change, and holding back every upgrade that
 # includes onedesk-db-utils (security updates too) would not make the secret valid.
 EXPIRED = "secret-expired"
-
-
-class Blocked(OnedeskError):
-    """The entries failed the check under the lock, just before the install: nothing installed."""
 
 
 class Preflight(namedtuple("Preflight", "present blocking notes alerts")):

@@ -91,13 +91,21 @@ def _ensure_directory(path: str) -> None:
         raise SettingsError(describe_oserror(directory, "create the directory", exc)) from None
 
 
-class Update(namedtuple("Update", "before written permissions_fixed")):
+class Edit(namedtuple("Edit", "text")):
+    """The plainest result an ``update`` edit can return: the new text. Planners return
+    records of their own with a ``text`` field, which ``update`` hands back."""
+
+    __slots__ = ()
+
+
+class Update(namedtuple("Update", "before written permissions_fixed edit")):
     """What a locked read-modify-write did."""
 
     __slots__ = ()
     # before: Snapshot
     # written: bool; the file's content changed
     # permissions_fixed: bool; mode or owner changed
+    # edit: what ``edit`` returned (its ``text`` is what the file now holds)
 
 
 HARD_LINKS = ("{path}: has {count} hard links; refusing to write: a chmod cannot protect the "
@@ -105,13 +113,15 @@ HARD_LINKS = ("{path}: has {count} hard links; refusing to write: a chmod cannot
               "link first (find it with: find / -xdev -samefile {path})")
 
 
-def update(path: str, edit: Callable[[Snapshot], str], *, state_dir: str,
+def update(path: str, edit: Callable[[Snapshot], Edit], *, state_dir: str,
            fix_permissions: bool = False) -> Update:
     """Read-modify-write ``path`` under the tool's lock (``<state_dir>/lock``).
 
-    ``edit`` gets the current snapshot and returns the new text (it may raise
-    to refuse). Unchanged text writes nothing. A write keeps the old file as
-    ``path.bak``, leaves mode 0600 and keeps the owner (root for a new file).
+    ``edit`` gets the current snapshot and returns a record whose ``text`` is the
+    new text (an ``Edit``, or a planner's record); it may raise to refuse. The
+    record comes back in ``Update.edit``. Unchanged text writes nothing. A write
+    keeps the old file as ``path.bak``, leaves mode 0600 and keeps the owner (root
+    for a new file).
     ``fix_permissions`` also makes an unchanged file mode 0600 owned by root.
     A file with another name (hard link) is never written or chmod-ed.
     """
@@ -121,19 +131,21 @@ def update(path: str, edit: Callable[[Snapshot], str], *, state_dir: str,
         before = read(path)
         if before.nlink is not None and before.nlink > 1:
             raise SettingsError(HARD_LINKS.format(path=path, count=before.nlink))
-        text = edit(before)
+        planned = edit(before)
+        text = planned.text
         remove_stale_temps(path)
         data = text.encode("utf-8")
         uid = 0 if (fix_permissions or before.uid is None) else before.uid
         gid = 0 if (fix_permissions or before.gid is None) else before.gid
         if not before.exists and not data:
-            return Update(before, False, False)  # nothing to write, and no file to fix
+            return Update(before, False, False, planned)  # nothing to write, and no file to fix
         if before.exists and data == before.data:
             fixed = fix_permissions and _fix_permissions(path, before)
-            return Update(before, False, fixed)
+            return Update(before, False, fixed, planned)
         bashcheck.refuse_unparsable(path, text)  # like visudo: never install what bash rejects
         replace_file(path, data, uid=uid, gid=gid, backup=before.data)
-        return Update(before, True, fix_permissions and (before.mode != 0o600 or before.uid != 0))
+        return Update(before, True, fix_permissions and (before.mode != 0o600 or before.uid != 0),
+                      planned)
 
 
 def _fix_permissions(path: str, before: Snapshot) -> bool:

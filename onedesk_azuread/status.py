@@ -71,6 +71,23 @@ class Status(namedtuple("Status", "path errors sync applied installed expires un
         return ("never applied: the packages were not installed with these settings by dnf "
                 "with the onedesk-azuread plugin; run `onedesk-azuread apply`")
 
+    def lines(self) -> list[str]:
+        """`status`'s report."""
+        valid = "valid" if not self.errors else (
+            f"{len(self.errors)} error(s) ({', '.join(f.code for f in self.errors)}); "
+            f"run: onedesk-azuread check")
+        said = [f"settings:  {self.path}: {valid}"]
+        if self.unfinished:
+            said.append(f"apply:     {self.unfinished.explain()}")
+        said.append(f"applied:   {self.explain()}")
+        if self.applied:
+            said.append(f"           last applied {self.applied.get('applied')} with "
+                        f"{', '.join(self.applied.get('packages', []))}")
+        said += [f"package:   {name}: {nevra or NOT_INSTALLED}"
+                 for name, nevra in self.installed.items()]
+        said.append(f"expires:   {self.expires.isoformat() if self.expires else 'not recorded'}")
+        return said
+
     def as_dict(self) -> dict:
         return {
             "file": self.path,

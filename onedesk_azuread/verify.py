@@ -10,15 +10,17 @@ import os
 import re
 import time
 from collections import namedtuple
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit  # cheap: no ipaddress, no socket
 
 from .validation import GUID
 
 VALID = "valid"
 INVALID = "invalid"
 UNVERIFIED = "unverified"
+SKIPPED = "skipped"  # not asked: the offline check found errors, which come first
 
-EXIT_CODES = {VALID: 0, INVALID: 1, UNVERIFIED: 3}
+EXIT_CODES = {VALID: 0, INVALID: 1, UNVERIFIED: 3, SKIPPED: 1}
+NOT_ASKED = "not asked: fix the errors above first"
 
 # cloud -> (login host, Microsoft Graph resource)
 CLOUDS = {
@@ -38,7 +40,7 @@ class Result(namedtuple("Result", "status message code correlation_id", defaults
     """Azure AD's answer, in plain language."""
 
     __slots__ = ()
-    # status: str; VALID, INVALID or UNVERIFIED
+    # status: str; VALID, INVALID, UNVERIFIED or SKIPPED
     # message: str; plain language, with the fix; never the secret
     # code: int | None; the AADSTS code, when Azure gave one
     # correlation_id: str | None; for support requests

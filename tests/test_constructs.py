@@ -262,7 +262,7 @@ def test_a_write_bash_cannot_parse_is_refused_before_the_rename(settings_path, m
     before = settings_path.read_bytes()
 
     def broken(snapshot):
-        return snapshot.doc.text + f"AZUREAD_CIS='{OTHER_SECRET}\n"
+        return settings.Edit(snapshot.doc.text + f"AZUREAD_CIS='{OTHER_SECRET}\n")
 
     with pytest.raises(OnedeskError) as err:
         settings.update(str(settings_path), broken, state_dir=_state_dir(settings_path))
@@ -305,7 +305,7 @@ def test_bash_gets_the_text_on_stdin_only(settings_path, monkeypatch):
         return real(argv, *args, **kwargs)
 
     monkeypatch.setattr(subprocess, "run", spy)
-    settings.update(str(settings_path), lambda snapshot: CID + CIS,
+    settings.update(str(settings_path), lambda snapshot: settings.Edit(CID + CIS),
                     state_dir=_state_dir(settings_path))
     assert len(calls) == 1
     argv, env = calls[0]

@@ -329,3 +329,24 @@ def test_apply_without_onedesk_installed_just_installs(root):
     assert "remove" not in dry.stdout
     assert cli(root, "apply").exit_code == 0  # nothing to remove: no question asked
     assert root.installed() == sorted(f"{name}-2.0-1" for name in ONEDESK)
+
+
+def test_apply_json_says_changed_and_if_needed_does_nothing_once_in_sync(new_root):
+    root = new_root()
+    root.write_settings(GOOD)
+    root.dnf("install", *ONEDESK)
+    assert cli(root, "set", "--secret-stdin", input=OTHER_SECRET).exit_code == 0
+    first = cli(root, "apply", "--yes", "--if-needed", "--json")
+    assert first.exit_code == 0, first.stderr
+    done = json.loads(first.stdout)  # the plan went to stderr: stdout is the JSON alone
+    assert done["changed"] is True and done["status"]["state"] == "in sync"
+    assert done["client_id"] == CLIENT_ID and done["secret"] == OTHER_SECRET[:3] + "…"
+    assert "remove -y --noautoremove onedesk-db-utils" in first.stderr
+    before = root.installed()
+    second = cli(root, "apply", "--yes", "--if-needed", "--json")
+    assert second.exit_code == 0, second.stderr
+    assert json.loads(second.stdout)["changed"] is False
+    assert "nothing to do" in second.stderr and "==> remove" not in second.stderr
+    assert root.installed() == before
+    assert_no_secret(root, first.stdout, first.stderr, second.stdout, second.stderr,
+                     secret=OTHER_SECRET)

@@ -153,7 +153,7 @@ def _increment_counter(path, state_dir, key, times):
         def edit(snap, key=key):
             doc = shellfile.parse(snap.doc.text, [key])
             value = int(doc.value(key) or 0)
-            return shellfile.rewrite(doc, {key: str(value + 1)})
+            return settings.Edit(shellfile.rewrite(doc, {key: str(value + 1)}))
         settings.update(path, edit, state_dir=state_dir)
 
 
@@ -195,7 +195,7 @@ texts = [open(sys.argv[2]).read(), open(sys.argv[3]).read()]
 i = 0
 while True:
     i += 1
-    settings.update(sys.argv[1], lambda snap: texts[i % 2], state_dir=sys.argv[4])
+    settings.update(sys.argv[1], lambda snap: settings.Edit(texts[i % 2]), state_dir=sys.argv[4])
 """
 
 
@@ -221,7 +221,7 @@ def test_kill_9_leaves_the_old_or_the_new_file(tmp_path, root, settings_path):
         assert not backup.exists() or backup.read_text() in (a, b)
     assert len(seen) == 2  # the writer really was replacing the file while it was killed
     # The next writer clears the temp files the killed ones left.
-    settings.update(str(settings_path), lambda snap: a, state_dir=state_dir)
+    settings.update(str(settings_path), lambda snap: settings.Edit(a), state_dir=state_dir)
     assert sorted(os.listdir(settings_path.parent)) == [".OneDesk", ".OneDesk.bak"]
 
 
@@ -275,7 +275,7 @@ def test_no_write_goes_through_a_hard_linked_settings_file(run, root, settings_p
 def test_settings_update_refuses_a_hard_linked_file_in_one_line(root, settings_path, linked):
     before = snapshot(root)
     with pytest.raises(SettingsError) as raised:
-        settings.update(str(settings_path), lambda snap: GOOD,
+        settings.update(str(settings_path), lambda snap: settings.Edit(GOOD),
                         state_dir=str(root / "var/lib/onedesk-azuread"), fix_permissions=True)
     message = str(raised.value)
     assert "\n" not in message and str(settings_path) in message

@@ -405,7 +405,8 @@ def test_the_lock_is_reentrant_within_a_process_and_released_after(root, setting
     state_dir = str(root / STATE)
     with state.locked(state_dir):
         with state.locked(state_dir):
-            settings.update(str(settings_path), lambda snap: GOOD, state_dir=state_dir)
+            settings.update(str(settings_path), lambda snap: settings.Edit(GOOD),
+                            state_dir=state_dir)
         state.save_expiry(state_dir, SECRET, state.parse_date("2099-01-31"))
         held = subprocess.run([sys.executable, "-c", TRY_LOCK, f"{state_dir}/lock"],
                               capture_output=True, text=True, timeout=BOUNDED, check=False)

@@ -1,0 +1,90 @@
+"""The hook (onedesk_azuread/hook.py) called directly on a temporary root: what a OneDesk
+transaction does with the entries, without rpm or dnf, so its decisions are tested fast and
+on every Python the suite runs on. (test_plugin.py and test_dnf5.py drive it through real
+dnf 4 and dnf 5.)"""
+
+import os
+from datetime import date, timedelta
+
+import pytest
+
+from onedesk_azuread import hook, state
+from onedesk_azuread.paths import Paths
+
+from .conftest import CLIENT_ID, SECRET, SECRET_ID
+
+GOOD = f"OTHER_SETTING=kept\nAZUREAD_CID={CLIENT_ID}\nAZUREAD_CIS={SECRET}\n"
+
+
+@pytest.fixture
+def paths(root):
+    return Paths.under(str(root))
+
+
+def write(paths, text):
+    with open(paths.settings, "w", newline="") as handle:
+        handle.write(text)
+    os.chmod(paths.settings, 0o600)
+
+
+def codes(findings):
+    return sorted(f.code for f in findings)
+
+
+def test_no_entries_pass_unless_required(paths):
+    write(paths, "OTHER_SETTING=kept\n")
+    optional = hook.preflight(paths, require=False)
+    assert (optional.present, optional.blocking) == (False, [])
+    required = hook.preflight(paths, require=True)
+    assert not required.present and required.blocking
+
+
+def test_a_good_file_passes_with_nothing_to_say(paths):
+    write(paths, GOOD)
+    assert hook.preflight(paths, require=True) == hook.Preflight(True, [], [], [])
+
+
+def test_repairable_errors_are_notes_not_stops(paths):
+    write(paths, GOOD.replace("\n", "\r\n"))
+    found = hook.preflight(paths, require=True)
+    assert found.blocking == [] and "crlf" in codes(found.notes)
+
+
+def test_a_pasted_secret_id_stops_and_the_message_names_the_fix_not_the_value(paths):
+    write(paths, GOOD.replace(SECRET, SECRET_ID))
+    found = hook.preflight(paths, require=True)
+    assert found.blocking
+    message = hook.blocking_message(paths, found.blocking, "/srv/root")
+    assert "nothing was installed" in message and "--root /srv/root" in message
+    assert SECRET_ID not in message
+
+
+def test_an_entry_in_an_unsupported_construct_is_present_and_stops(paths):
+    write(paths, f"if true; then AZUREAD_CIS={SECRET}; fi\nAZUREAD_CID={CLIENT_ID}\n")
+    found = hook.preflight(paths, require=False)
+    assert found.present and "unsupported-construct" in codes(found.blocking)
+
+
+def test_a_passed_expiry_alerts_but_never_stops(paths):
+    write(paths, GOOD)
+    state.save_expiry(paths.state_dir, SECRET, date.today() - timedelta(days=1))
+    found = hook.preflight(paths, require=True)
+    assert found.blocking == [] and codes(found.alerts) == ["secret-expired"]
+
+
+def test_inject_repairs_and_returns_the_pair_that_record_records(paths):
+    write(paths, GOOD.replace("\n", "\r\n"))
+    repaired, values = hook.inject(paths)
+    assert set(codes(repaired)) == {"crlf"} and values == {"AZUREAD_CID": CLIENT_ID,
+                                                       "AZUREAD_CIS": SECRET}
+    with open(paths.settings, newline="") as handle:
+        assert handle.read() == GOOD
+    hook.record(paths, values, ["onedesk-db-utils-2.0-1.noarch"])
+    record = state.load_applied(paths.state_dir)
+    assert state.sync_state(record, CLIENT_ID, SECRET) == state.IN_SYNC
+    assert record["packages"] == ["onedesk-db-utils-2.0-1.noarch"]
+
+
+def test_record_needs_both_entries(paths):
+    hook.record(paths, {"AZUREAD_CID": CLIENT_ID}, ["onedesk-db-utils-2.0-1.noarch"])
+    assert state.load_applied(paths.state_dir) is None
