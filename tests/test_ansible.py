@@ -71,11 +71,18 @@ class Controller:
                          f"export ONEDESK_AZUREAD_DNF={shlex.quote(dnf)}\n"
                          f'exec /usr/bin/python3 -s {shlex.quote(root.bed.cli)} "$@"\n')
         os.chmod(wrapper, 0o755)
+        # The inventory as the README lays it out: the group's variables in group_vars,
+        # the secret encrypted with ansible-vault.
         self.inventory = os.path.join(self.top, "inventory")
-        with open(self.inventory, "w") as handle:
+        os.makedirs(os.path.join(self.inventory, "group_vars"))
+        with open(os.path.join(self.inventory, "hosts"), "w") as handle:
             # become: true is for real servers; the test runs as root, without sudo.
             handle.write("[onedesk]\nlocalhost ansible_connection=local ansible_become=false "
                          "ansible_python_interpreter=/usr/bin/python3\n")
+        self.vault_password = os.path.join(self.top, "vault-password")
+        with open(self.vault_password, "w") as handle:
+            handle.write("a vault password for the test\n")
+        self.vaulted = {}
         self.env = dict(root.bed.env)  # HOME: rpm's private database settings (rpmbed)
         self.env.update({
             "PATH": f"{bindir}:{self.env['PATH']}",
@@ -87,25 +94,38 @@ class Controller:
             "ANSIBLE_NOCOLOR": "1",
         })
 
+    def vault(self, secret):
+        """`onedesk_azuread_secret: !vault |...`, as ansible-vault encrypt_string gives it
+        (the secret on its stdin)."""
+        if secret not in self.vaulted:
+            tool = os.path.join(os.path.dirname(self.ansible), "ansible-vault")
+            result = subprocess.run(
+                [tool, "encrypt_string", "--vault-password-file", self.vault_password,
+                 "--stdin-name", "onedesk_azuread_secret"], input=secret, env=self.env,
+                capture_output=True, text=True, check=False, timeout=120)
+            assert result.returncode == 0, result.stderr
+            assert secret not in result.stdout and "$ANSIBLE_VAULT;" in result.stdout
+            self.vaulted[secret] = result.stdout
+        return self.vaulted[secret]
+
     def play(self, secret=SECRET, client_id=CLIENT_ID, playbook=PLAYBOOK, extra_env=None,
-             verbose=False):
-        """Run the playbook; the secret goes in through a root-only variables file, as a
-        vault's would."""
-        variables = os.path.join(self.top, "vars.json")
-        fd = os.open(variables, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            json.dump({"onedesk_azuread_client_id": client_id, "onedesk_azuread_secret": secret,
-                       "onedesk_azuread_expires": EXPIRES,
-                       "onedesk_azuread_root": self.root.path}, handle)
-        argv = [self.ansible, "-i", self.inventory, "-e", f"@{variables}", playbook]
+             verbose=False, check=False):
+        with open(os.path.join(self.inventory, "group_vars", "onedesk.yml"), "w") as handle:
+            handle.write(f"onedesk_azuread_client_id: {json.dumps(client_id)}\n"
+                         f"onedesk_azuread_expires: {json.dumps(EXPIRES)}\n"
+                         f"onedesk_azuread_root: {json.dumps(self.root.path)}\n"
+                         + self.vault(secret))
+        argv = [self.ansible, "-i", self.inventory, "--vault-password-file",
+                self.vault_password, playbook]
         if verbose:
             argv.append("-vvv")
+        if check:
+            argv.append("--check")
         started = time.monotonic()
         result = subprocess.run(argv, check=False, env=dict(self.env, **(extra_env or {})),
                                 cwd=self.top, capture_output=True, text=True,
                                 stdin=subprocess.DEVNULL, timeout=600)
         self.runs.append(time.monotonic() - started)
-        os.unlink(variables)
         return result
 
     def files_holding(self, text):
@@ -210,6 +230,25 @@ def test_a_failed_reinstall_is_done_by_the_next_run(ansible, new_root, tmp_path)
     assert json.loads(cli(root, "status", "--json").stdout)["state"] == "in sync"
     for result in (failed, retried):
         assert_secret_nowhere(controller, result, SECRET, OTHER_SECRET)
+
+
+def test_check_mode_reports_a_server_that_is_not_in_sync_and_changes_nothing(ansible, new_root,
+                                                                            tmp_path):
+    root = new_root()
+    root.write_settings(GOOD)
+    root.dnf("install", *ONEDESK)
+    assert cli(root, "set", "--secret-stdin", input=OTHER_SECRET).exit_code == 0  # pending
+    before = open(root.settings).read()
+    controller = Controller(ansible, root, tmp_path)
+    result = controller.play(secret=OTHER_SECRET, check=True)
+    assert result.returncode == 0, result.stdout[-3000:]
+    # set and apply do not run in check mode; status, read-only, does and says "changed".
+    assert outcomes(result.stdout) == [(SET, "skipping"), (STATUS, "changed"),
+                                       (APPLY, "skipping")]
+    assert open(root.settings).read() == before
+    assert root.seen("onedesk-db-utils")["runs"] == 1
+    assert json.loads(cli(root, "status", "--json").stdout)["state"] == "pending"
+    assert_secret_nowhere(controller, result, SECRET, OTHER_SECRET)
 
 
 def test_refused_entries_fail_the_play_with_the_tools_message_and_no_secret(ansible, new_root,
