@@ -2,7 +2,7 @@
 localhost (ansible_connection=local) with the tool's --root at a throw-away installroot of
 the rpm bed, so that `set` writes its settings file and the handler's `apply` reinstalls
 the OneDesk stand-ins with real dnf. The playbook and its ansible.cfg are used as shipped;
-only the inventory and the variables (the vault's stand-in) are the test's.
+the inventory (group_vars, the secret encrypted with ansible-vault) is the test's.
 
 ansible-core comes from setup.py's test extra (the host venv): its controller needs Python
 3.10+. The floor venv and the Debian 11 stages have none, so they deselect every test that
@@ -16,7 +16,6 @@ import shlex
 import stat
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -58,7 +57,6 @@ class Controller:
         self.home = os.path.join(self.top, "ansible-home")
         self.remote_tmp = os.path.join(self.home, "remote-tmp")
         self.log = os.path.join(self.home, "ansible.log")
-        self.runs = []  # seconds each run took
         bindir = os.path.join(self.top, "bin")
         os.makedirs(bindir)
         # Stands for the installed /usr/bin/onedesk-azuread: the packaged CLI (make rpm),
@@ -121,11 +119,9 @@ class Controller:
             argv.append("-vvv")
         if check:
             argv.append("--check")
-        started = time.monotonic()
         result = subprocess.run(argv, check=False, env=dict(self.env, **(extra_env or {})),
                                 cwd=self.top, capture_output=True, text=True,
                                 stdin=subprocess.DEVNULL, timeout=600)
-        self.runs.append(time.monotonic() - started)
         return result
 
     def files_holding(self, text):
