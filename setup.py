@@ -21,6 +21,10 @@ setup(
             "trustme>=1.0",
             "ruff",
             "vermin",
+            # tests/test_ansible.py runs the README's playbook (the host stage only: the
+            # controller needs Python 3.10+). pip picks 2.19 on Debian 12's 3.11 and 2.21
+            # on Debian 13's 3.13; the upper bound keeps an untried release out.
+            "ansible-core>=2.17,<2.22; python_version >= '3.10'",
         ],
     },
     entry_points={
