@@ -235,3 +235,13 @@ def test_the_generator_takes_what_new_commands_may_bring(tmp_path):
     assert complete("keys", "list", "--i", script=script) == []
     (tmp_path / "wherefile").write_text("")
     assert complete("keys", "list", "wher", cwd=tmp_path, script=script) == ["wherefile"]
+
+
+def test_the_readme_shows_the_ansible_playbook_the_tests_run():
+    """test_ansible.py runs docs/ansible/onedesk-azuread.yml; the README's copy is that file."""
+    readme = read(os.path.join(HERE, "README.md"))
+    shown = readme.split("### Driving many servers (Ansible)", 1)[1].split("```yaml\n", 1)[1]
+    shown = shown.split("```", 1)[0]
+    playbook = read(os.path.join(HERE, "docs", "ansible", "onedesk-azuread.yml"))
+    assert shown and playbook.endswith(shown), "copy docs/ansible/onedesk-azuread.yml into README"
+    assert shown.startswith("- name: Azure AD sign-in of the OneDesk servers")
