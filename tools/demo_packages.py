@@ -1,18 +1,22 @@
 """The package story on a throw-away root, with real rpm and dnf (make demo, part 2).
 
 Builds this project's RPMs and stand-in OneDesk packages whose install script
-records what it read, then: configure, install, rotate the secret, status,
-apply, an apply killed after the removal and completed, and a pasted Secret ID
-that dnf refuses. The credentials are made up; secrets are shown masked, as the
-tool shows them.
+records what it read, then: configure, install, change the secret, status,
+apply, an apply killed after the removal and completed, the daily check with
+its metrics, `rotate` in one step, and a pasted Secret ID that dnf refuses.
+The credentials are made up; secrets are shown masked, as the tool shows them.
+Azure is the tests' stand-ins: tests/fake_az.py as `az` and the local fake
+authority (tests/fake_azure.py), which share one state.
 """
 
 import os
+import re
 import shlex
 import shutil
 import subprocess
 import sys
 import tempfile
+from datetime import date, timedelta
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, HERE)
@@ -36,6 +40,38 @@ def masked(text):
     return text
 
 
+TENANT = "contoso.onmicrosoft.com"
+
+
+def stand_in_azure(top, env):
+    """The stand-in `az` on PATH (holding FIRST as the app's secret) and the fake authority
+    sharing its state; returns the authority (close it) and its URL."""
+    import trustme
+
+    from tests import fake_az
+    from tests.fake_azure import FakeAzure
+
+    ca = trustme.CA()
+    bundle = os.path.join(top, "ca.pem")
+    ca.cert_pem.write_to_path(bundle)
+    directory = os.path.join(top, "az-bin")
+    os.mkdir(directory)
+    with open(os.path.join(HERE, "tests", "fake_az.py")) as handle:
+        body = handle.read().split("\n", 1)[1]
+    with open(os.path.join(directory, "az"), "w") as handle:
+        handle.write(f"#!{sys.executable}\n{body}")
+    os.chmod(os.path.join(directory, "az"), 0o700)
+    az_state = os.path.join(top, "az-state.json")
+    end = (date.today() + timedelta(days=10)).isoformat() + "T09:12:44Z"
+    fake_az.make_state(az_state, CLIENT_ID, [(FIRST, fake_az.stale_start(), end,
+                                              "OneDesk on-premise")])
+    authority = FakeAzure(ca, FIRST)
+    authority.az_state = az_state
+    env.update(PATH=directory + os.pathsep + env["PATH"], FAKE_AZ_STATE=az_state,
+               REQUESTS_CA_BUNDLE=bundle, NO_PROXY="127.0.0.1,localhost")
+    return authority
+
+
 def show(argv, env, stdin=None, shown=None):
     print("$ " + (shown or " ".join(shlex.quote(a) for a in argv)), flush=True)
     result = subprocess.run(argv, env=env, input=stdin, capture_output=True, text=True,
@@ -45,7 +81,7 @@ def show(argv, env, stdin=None, shown=None):
         keep = ("onedesk-azuread", "Error", "  (run", "Complete!")
         output = "\n".join(line for line in output.splitlines()
                            if line.startswith(keep) or "onedesk-azuread" in line)
-    elif "apply" in argv:  # apply shows dnf's output live (indented): keep its own lines
+    elif "apply" in argv or "rotate" in argv:  # dnf's output live (indented): keep ours
         output = "\n".join(line for line in output.splitlines()
                            if not line.startswith("    ") or "onedesk-azuread" in line)
     if output:
@@ -60,7 +96,7 @@ def received(root, package="onedesk-db-utils"):
     secret = seen["sourced_cis"]
     print(f"  {package}'s install script ran {seen['runs']} time(s), last with $1 = "
           f"{seen['args'][-1] if seen['args'] else '-'}; sourcing /root/.OneDesk it read")
-    print(f"    AZUREAD_CIS = {MASKS.get(secret, secret)}")
+    print(f"    AZUREAD_CIS = {MASKS.get(secret, secret[:3] + '…')}")
     print(f"  and in its environment: AZUREAD_CIS {'unset' if seen['env_cis'] is None else 'SET'}"
           f" (the plugin never exports the secret)")
 
@@ -116,10 +152,39 @@ def main():
         show(tool + ["apply", "--yes"], env)
         received(root)
 
-        step("7. Someone pastes the Secret ID by hand; dnf refuses before installing anything")
+        step("7. The daily check (what onedesk-azuread-check.timer runs): 10 days left is a "
+             "warning; Azure AD proves the pair; metrics for node_exporter")
+        azure_env = dict(env)
+        authority = stand_in_azure(top, azure_env)
+        soon = (date.today() + timedelta(days=10)).isoformat()
+        show(tool + ["set", "--expires", soon], env)
+        metrics = "/var/lib/node_exporter/textfile_collector/onedesk_azuread.prom"
+        os.makedirs(root.path + os.path.dirname(metrics))
+        os.makedirs(os.path.join(root.path, "etc/onedesk-azuread"), exist_ok=True)
+        with open(os.path.join(root.path, "etc/onedesk-azuread/check.conf"), "w") as handle:
+            handle.write(f"tenant = {TENANT}\nauthority_host = {authority.url}\n"
+                         f"metrics = {metrics}\n")
+        print(f"  check.conf: tenant = {TENANT}, authority_host = (the local fake), "
+              f"metrics = {metrics}")
+        show(tool + ["check", "--scheduled"], azure_env)
+        with open(root.path + metrics) as handle:
+            print("  " + "\n  ".join(line for line in handle.read().splitlines()
+                                     if not line.startswith("#")))
+
+        step("8. rotate: a new secret with az (--append), accepted by Azure AD, written, "
+             "applied, then the old one retired")
+        show(tool + ["rotate", "--tenant", TENANT, "--authority-host", authority.url,
+                     "--retire-old"], azure_env,
+             shown=f"onedesk-azuread --root ... rotate --tenant {TENANT} --retire-old")
+        received(root)
+        show(tool + ["check", "--scheduled"], azure_env)
+        authority.close()
+
+        step("9. Someone pastes the Secret ID by hand; dnf refuses before installing anything")
         with open(root.settings) as handle:
             text = handle.read()
-        root.write_settings(text.replace(FIRST, SECRET_ID).replace(SECOND, SECRET_ID))
+        root.write_settings(re.sub(r"^AZUREAD_CIS=.*$", f"AZUREAD_CIS={SECRET_ID}", text,
+                                   flags=re.M))
         show(dnf + ["remove", "onedesk-db-utils"], env,
              shown=f"{short_dnf} remove onedesk-db-utils")
         show(dnf + ["install", *ONEDESK], env, shown=f"{short_dnf} install {' '.join(ONEDESK)}")
