@@ -47,6 +47,10 @@ PYTEST := -m pytest -p tools.pytest_bed --no-skip
 # The Ansible example's tests (the `ansible` fixture) need ansible-core, whose controller
 # needs Python 3.10+: the host venv has it (setup.py's test extra), the other stages do not.
 HOST_ONLY := --deselect-fixture=ansible
+# The daily check's units and metrics are checked with the host's systemd-analyze and
+# promtool (tests/test_watch.py's fixtures): Debian 11's root has no promtool, and its
+# systemd (247) is older than EL 9's (252, as Debian 12's).
+HOST_TOOLS := --deselect-fixture=promtool --deselect-fixture=systemd_analyze
 
 test: deps lint rpmlint
 	$(BIN)/python $(PYTEST) $(PYTEST_ARGS)
@@ -74,13 +78,13 @@ debian11: system-deps
 # The unit, CLI and online suites on CPython 3.9 with EL 9's floors.
 test-py39: debian11
 	$(DEBIAN_ROOT) run $(DEBIAN11) python3 $(PYTEST) -p no:cacheprovider --bed=without \
-		$(HOST_ONLY) $(PYTEST_ARGS)
+		$(HOST_ONLY) $(HOST_TOOLS) $(PYTEST_ARGS)
 
 # The packaging scenarios (every test with the rpm bed) on Python 3.9, rpm 4.16 and dnf 4.5;
 # the bed builds the RPMs there with `make rpm` (Debian 11's rpmbuild). Not dnf 5's (the
 # tests with the `dnf5bed` fixture): they run dnf5 in a Debian sid root of their own, which
 # Debian 11's keyring cannot make and whose Python 3.13 cannot use RPMs built for 3.9.
-DEBIAN11_NOT := --deselect-fixture=dnf5bed $(HOST_ONLY)
+DEBIAN11_NOT := --deselect-fixture=dnf5bed $(HOST_ONLY) $(HOST_TOOLS)
 test-debian11: debian11
 	$(DEBIAN_ROOT) run $(DEBIAN11) python3 $(PYTEST) -p no:cacheprovider --bed=only \
 		$(DEBIAN11_NOT) $(PYTEST_ARGS)

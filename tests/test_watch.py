@@ -343,9 +343,24 @@ def test_the_unit_accepts_exit_3_and_fails_on_1():
 
 # --- Metrics -----------------------------------------------------------------------------------
 
-def promtool(text):
+def _promtool(text):
     return subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
                           text=True, check=False)
+
+
+# The host's tools, as fixtures: the Debian 11 stages (tools/debian-root.sh) have neither
+# promtool nor a systemd of EL 9's generation (bullseye's is 247, EL 9's 252 as Debian 12's),
+# and deselect the tests that use them (Makefile: HOST_TOOLS); the host stages run them.
+@pytest.fixture
+def promtool():
+    return _promtool
+
+
+@pytest.fixture
+def systemd_analyze():
+    found = shutil.which("systemd-analyze")
+    assert found, "systemd-analyze is missing: run tools/system-deps.sh"
+    return found
 
 
 def samples(text):
@@ -358,14 +373,14 @@ def samples(text):
     return found
 
 
-def test_promtool_rejects_what_is_not_valid_exposition():
+def test_promtool_rejects_what_is_not_valid_exposition(promtool):
     """The tool really checks: the tests below that it passes mean something."""
     assert promtool("# TYPE x gauge\nx 1\n# TYPE x gauge\nx 2\n").returncode != 0
     assert promtool("onedesk_azuread_entries_valid one\n").returncode != 0
 
 
 @pytest.mark.parametrize("case", ["valid", "expired", "never-set", "soon"])
-def test_metrics_for_each_state_pass_promtool(run, root, settings_path, tmp_path, case):
+def test_metrics_for_each_state_pass_promtool(run, root, settings_path, tmp_path, case, promtool):
     metrics = str(tmp_path / "textfile" / "onedesk_azuread.prom")
     os.makedirs(os.path.dirname(metrics))
     if case != "never-set":
@@ -400,7 +415,7 @@ def test_metrics_for_each_state_pass_promtool(run, root, settings_path, tmp_path
     assert result.exit_code == (1 if case in ("expired", "never-set") else 0)
 
 
-def test_online_metrics_pass_promtool(run, root, configured, azure, tmp_path):
+def test_online_metrics_pass_promtool(run, root, configured, azure, tmp_path, promtool):
     online_conf(root, azure.url)
     metrics = tmp_path / "od.prom"
     write_conf(root, f"tenant = {TENANT}\nauthority_host = {azure.url}\n"
@@ -418,7 +433,8 @@ def test_online_metrics_pass_promtool(run, root, configured, azure, tmp_path):
     assert not metrics.exists()
 
 
-def test_check_metrics_without_scheduled_writes_the_same_file(run, configured, tmp_path, azure):
+def test_check_metrics_without_scheduled_writes_the_same_file(run, configured, tmp_path, azure,
+                                                              promtool):
     metrics = str(tmp_path / "od.prom")
     result = run("check", "--metrics", metrics)
     assert result.exit_code == 0
@@ -455,7 +471,7 @@ def test_metrics_must_be_a_prom_file(run, configured, tmp_path):
     assert not (tmp_path / "od.txt").exists()
 
 
-def test_metrics_say_applied_once_dnf_installed_the_packages(new_root, tmp_path):
+def test_metrics_say_applied_once_dnf_installed_the_packages(new_root, tmp_path, promtool):
     from .test_packaging import cli
 
     root = new_root()
@@ -524,7 +540,7 @@ def verify_units(top):
                           capture_output=True, text=True, check=False)
 
 
-def test_the_shipped_units_verify_clean(tmp_path):
+def test_the_shipped_units_verify_clean(tmp_path, systemd_analyze):
     result = verify_units(unit_root(tmp_path))
     assert result.returncode == 0, result.stderr
     assert result.stdout + result.stderr == ""  # systemd-analyze warns with exit 0: none here
@@ -549,7 +565,7 @@ def test_the_shipped_units_verify_clean(tmp_path):
     (UNITS[1], "OnCalendar=daily", "OnCalendar=dialy", "Failed to parse"),
     (UNITS[1], "[Timer]", "[Timr]", "Unknown section"),
 ])
-def test_a_broken_unit_fails_the_check(tmp_path, unit, old, new, words):
+def test_a_broken_unit_fails_the_check(tmp_path, unit, old, new, words, systemd_analyze):
     def edit(name, text):
         if name != unit:
             return text
@@ -561,7 +577,7 @@ def test_a_broken_unit_fails_the_check(tmp_path, unit, old, new, words):
     assert words in result.stdout + result.stderr
 
 
-def test_the_service_is_hardened(tmp_path):
+def test_the_service_is_hardened(tmp_path, systemd_analyze):
     """systemd's own exposure score for the unit (0 safest, 10 unsafe): at most 3.0."""
     top = unit_root(tmp_path)
     result = subprocess.run(["systemd-analyze", "security", "--offline=true", f"--root={top}",
