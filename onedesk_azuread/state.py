@@ -24,6 +24,7 @@ from .fsutil import (
     replace_file,
 )
 from .fsutil import locked as fsutil_locked
+from .shellfile import LazyPattern
 
 EXPIRY_FILE = "expiry.json"
 
@@ -199,7 +200,7 @@ def record_applied(state_dir: str, client_id: str, secret: str, packages: list) 
     return record
 
 
-_HEX = re.compile(r"(?:[0-9a-f]{2})+")
+_HEX = LazyPattern(r"(?:[0-9a-f]{2})+")  # status, not `show`
 
 
 def load_applied(state_dir: str) -> dict | None:
