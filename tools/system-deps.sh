@@ -15,9 +15,9 @@ done
 [ -e /bin/busybox ] || [ -e /usr/bin/busybox ] || need="$need busybox"
 # The daily check's tests: `systemd-analyze verify` on the units, `promtool check metrics`.
 have systemd-analyze || need="$need systemd-analyze"
-# promtool alone: on Debian it comes only in the prometheus package, whose install would
-# also enable and start a Prometheus server. Its binary (static but for libc) is unpacked
-# from the package into /usr/local/bin instead.
+# promtool alone: Debian 13 packages it on its own (promtool); Debian 12 only inside the
+# prometheus package, whose install would also enable and start a Prometheus server, so
+# there its binary (static but for libc) is unpacked into /usr/local/bin instead.
 promtool_from_deb() {
     dir=$(mktemp -d)
     (cd "$dir" && apt-get download -qq prometheus) &&
@@ -29,7 +29,11 @@ promtool_from_deb() {
 }
 if ! have promtool && have apt-get; then
     apt-get update -qq
-    promtool_from_deb
+    if apt-cache show promtool >/dev/null 2>&1; then
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends promtool >/dev/null
+    else
+        promtool_from_deb
+    fi
 fi
 have promtool || need="$need promtool"
 [ -z "$need" ] && exit 0
