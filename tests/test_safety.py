@@ -196,7 +196,23 @@ i = 0
 while True:
     i += 1
     settings.update(sys.argv[1], lambda snap: settings.Edit(texts[i % 2]), state_dir=sys.argv[4])
+    sys.stdout.write("written\\n")  # one line per completed replace
+    sys.stdout.flush()
 """
+
+
+def _completed_writes(proc, count, deadline=120):
+    """Wait (bounded) until the writer says it has replaced the file ``count`` times: a slow
+    machine must not turn every kill into one before the first write (nothing to test)."""
+    import select
+
+    end = time.monotonic() + deadline
+    seen = 0
+    while seen < count:
+        ready, _, _ = select.select([proc.stdout], [], [], max(0, end - time.monotonic()))
+        assert ready, "the writer never completed a write"
+        assert proc.stdout.readline() == b"written\n"
+        seen += 1
 
 
 def test_kill_9_leaves_the_old_or_the_new_file(tmp_path, root, settings_path):
@@ -210,10 +226,14 @@ def test_kill_9_leaves_the_old_or_the_new_file(tmp_path, root, settings_path):
     seen = set()
     for _ in range(25):
         proc = subprocess.Popen([sys.executable, "-c", WRITER, str(settings_path),
-                                 str(tmp_path / "a"), str(tmp_path / "b"), state_dir])
-        time.sleep(0.15 + rng.random() * 0.35)
+                                 str(tmp_path / "a"), str(tmp_path / "b"), state_dir],
+                                stdout=subprocess.PIPE)
+        # After one or two whole replaces, at a random moment of the next: mostly mid-write.
+        _completed_writes(proc, rng.randint(1, 2))
+        time.sleep(rng.random() * 0.2)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
+        proc.stdout.close()
         content = settings_path.read_text()
         assert content in (a, b)
         seen.add(content)
