@@ -326,17 +326,18 @@ def read_private_file(path: str, limit: int, error, fix: str) -> bytes | None:
 
 
 def write_temp(directory: str, name: str, data: bytes, uid: int | None, gid: int | None,
-               error=SettingsError) -> str:
-    """Write ``data`` to a new mode-0600 temp file in ``directory``, fsynced; return its path."""
+               error=SettingsError, mode: int = 0o600, action: str = "write") -> str:
+    """Write ``data`` to a new temp file (``mode``, 0600 unless told) in ``directory``,
+    fsynced; return its path."""
     try:
         import tempfile  # only writers pay for it (and random, which it imports), not `show`
 
         fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
     except OSError as exc:
-        raise error(describe_oserror(os.path.join(directory, name), "write", exc)) from None
+        raise error(describe_oserror(os.path.join(directory, name), action, exc)) from None
     try:
         try:
-            os.fchmod(fd, 0o600)
+            os.fchmod(fd, mode)
             if uid is not None and os.geteuid() == 0:
                 os.fchown(fd, uid, gid if gid is not None else -1)
             view = memoryview(data)
@@ -348,7 +349,7 @@ def write_temp(directory: str, name: str, data: bytes, uid: int | None, gid: int
     except OSError as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-        raise error(describe_oserror(os.path.join(directory, name), "write", exc)) from None
+        raise error(describe_oserror(os.path.join(directory, name), action, exc)) from None
     return tmp
 
 
@@ -376,15 +377,17 @@ def fsync_directory(directory: str) -> None:
 
 
 def replace_file(path: str, data: bytes, *, uid: int | None = None, gid: int | None = None,
-                 backup: bytes | None = None, error=SettingsError) -> None:
-    """Atomically replace ``path`` with ``data`` (mode 0600), keeping ``backup`` as ``path.bak``.
+                 backup: bytes | None = None, error=SettingsError, mode: int = 0o600,
+                 action: str = "write") -> None:
+    """Atomically replace ``path`` with ``data`` (``mode``, 0600 unless told), keeping
+    ``backup`` as ``path.bak``.
 
     Both temp files are complete and fsynced before either rename, so a
     failure before the renames changes nothing, and a crash at any moment
     leaves the old or the new file, never a partial one.
     """
     directory, name = os.path.split(os.path.abspath(path))
-    new_tmp = write_temp(directory, name, data, uid, gid, error)
+    new_tmp = write_temp(directory, name, data, uid, gid, error, mode, action)
     bak_tmp = None
     try:
         if backup is not None:
@@ -395,7 +398,7 @@ def replace_file(path: str, data: bytes, *, uid: int | None = None, gid: int | N
         new_tmp = None
         fsync_directory(directory)
     except OSError as exc:
-        raise error(describe_oserror(path, "write", exc)) from None
+        raise error(describe_oserror(path, action, exc)) from None
     finally:
         for leftover in (new_tmp, bak_tmp):
             if leftover:

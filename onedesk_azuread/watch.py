@@ -16,17 +16,15 @@ about the entries, never the secret or its hint.
 
 from __future__ import annotations
 
-import errno
 import math
 import os
 import stat
-import tempfile
 from collections import namedtuple
 from datetime import date, datetime, timedelta, timezone
 
 from . import SECRET, operations, state, validation, verify
 from .errors import OnedeskError, StateError
-from .fsutil import describe_oserror, fsync_directory
+from .fsutil import replace_file
 from .paths import Paths
 
 # --- Journal priorities (sd-daemon(3)) ---------------------------------------------------------
@@ -412,36 +410,19 @@ def write_metrics(path: str, text: str) -> None:
     never reads half a file, and never a *.prom of ours that is incomplete), then rename."""
     if not path.endswith(METRICS_SUFFIX) or os.path.basename(path) == METRICS_SUFFIX:
         raise OnedeskError(METRICS_NOT_PROM.format(path=path))
-    directory, name = os.path.split(os.path.abspath(path))
+    directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise OnedeskError(METRICS_NO_DIRECTORY.format(path=path, directory=directory))
     try:
-        # The temp name does not end in .prom: the collector ignores it until the rename.
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
-    except OSError as exc:
-        if exc.errno == errno.EROFS:
-            raise OnedeskError(METRICS_READ_ONLY.format(path=path, directory=directory)) from None
-        raise OnedeskError(describe_oserror(path, "write the metrics", exc)) from None
-    try:
-        try:
-            os.fchmod(fd, METRICS_MODE)
-            view = memoryview(text.encode("utf-8"))
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.rename(tmp, path)
-        tmp = None
-        fsync_directory(directory)
-    except OSError as exc:
-        raise OnedeskError(describe_oserror(path, "write the metrics", exc)) from None
-    finally:
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+        read_only = os.statvfs(directory).f_flag & os.ST_RDONLY  # systemd's ProtectSystem
+    except OSError:
+        read_only = False
+    if read_only:
+        raise OnedeskError(METRICS_READ_ONLY.format(path=path, directory=directory))
+    # fsutil's atomic replace: its temp name (.NAME.*.tmp) does not end in .prom, so the
+    # collector ignores it until the rename.
+    replace_file(path, text.encode("utf-8"), mode=METRICS_MODE, error=OnedeskError,
+                 action="write the metrics")
 
 
 def _sync(paths: Paths) -> tuple[str | None, Line | None]:
