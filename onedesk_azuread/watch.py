@@ -6,8 +6,9 @@ entries were applied (status), and the expiry. Every finding becomes one line
 with a syslog priority (sd-daemon(3): `<3>` error, `<4>` warning, `<5>` notice,
 `<6>` info), prefixed only when stderr is the journal. An expiry within 30 days
 is a warning on the first run at or below each of 30, 14, 7 and 1 days left
-(the last threshold warned is kept in watch.json beside the expiry record) and a
-notice on the days between; a passed expiry is an error on every run.
+(the last threshold warned is kept in watch.json beside the expiry record, once
+the warning was written) and a notice on the days between; a passed expiry is an
+error on every run. check.conf counts only when root alone can change it.
 
 The metrics file is node_exporter's textfile-collector format, written atomically
 and readable by everyone (node_exporter does not run as root): it holds facts
