@@ -45,13 +45,18 @@ MSG_LIBRARY = ('onedesk-azuread: the onedesk_azuread library cannot be imported 
 MSG_CONF_STOP = 'onedesk-azuread: %s: %s; nothing was installed'
 MSG_CONF_WARNING = ('onedesk-azuread: %s: %s; until then dnf stops every transaction that '
                     'installs %s')
+# The configuration decides which file is checked and whether a missing entry stops dnf:
+# it counts only when root alone can change it (onedesk_azuread.trust.root_only), which a
+# transaction installing a trigger (the configured ones or the default) checks first.
+MSG_CONF_NOT_ROOT_ONLY = 'onedesk-azuread: %s; nothing was installed'
+MSG_CONF_GONE = 'onedesk-azuread: %s: cannot be read (%s); nothing was installed'
 CONF_UNREADABLE = 'cannot be read (%s); correct its [main] section'
 CONF_REQUIRE = 'require = %r is not a boolean; set require = 0 or require = 1%s'
 CONF_PACKAGES_EMPTY = 'packages is empty; name the trigger packages: packages = onedesk-db-utils'
 CONF_PACKAGES_NAME = ('packages: %r is not a package name; separate the names with spaces or '
                       'commas%s')
-CONF_FILE = ('file = %r is not an absolute path without ".."; give the settings file as seen '
-             'inside the installroot: file = /root/.OneDesk')
+CONF_FILE = ('file = %r is not an absolute path without ".." or control characters; give the '
+             'settings file as seen inside the installroot: file = /root/.OneDesk')
 CONF_UNKNOWN = ('%r is not a setting of this plugin (packages, require, file); correct its '
                 'name or remove it')
 
@@ -74,11 +79,14 @@ class OnedeskAzureAD(dnf.Plugin):
         self.require = False
         self.settings_file = DEFAULT_FILE
         self._conf_problem = None  # (file, problem) of a bad configuration: fail closed
+        self._conf_files = []  # the configuration files dnf read
         self._packages = []  # NEVRAs of the trigger packages this transaction installs
         self._applied = {}  # the pair checked and written under the lock
 
     def config(self):
-        path = self._conf_file()
+        files = [os.path.join(p, self.name + '.conf') for p in self.base.conf.pluginconfpath]
+        self._conf_files = [f for f in files if os.path.isfile(f)]  # as read_config reads
+        path = (self._conf_files or files or [self.name + '.conf'])[-1]
         try:
             problem = self._read_config()
         except Exception as exc:  # a parse error: dnf would stop every command on it
@@ -87,11 +95,6 @@ class OnedeskAzureAD(dnf.Plugin):
             # Guarded transactions are stopped with the defaults' triggers.
             self.triggers = DEFAULT_TRIGGERS
             self._conf_problem = (path, problem)
-
-    def _conf_file(self):
-        files = [os.path.join(p, self.name + '.conf') for p in self.base.conf.pluginconfpath]
-        existing = [f for f in files if os.path.isfile(f)]
-        return (existing or files or [self.name + '.conf'])[-1]
 
     def _read_config(self):
         """Read the configuration once; return the first problem in it, or None."""
@@ -129,10 +132,24 @@ class OnedeskAzureAD(dnf.Plugin):
 
     def _take_file(self, value):
         value = value.strip()
-        if not value.startswith('/') or '..' in value.split('/'):
+        # Printable: the path is named in dnf's output and log lines.
+        if not value.startswith('/') or '..' in value.split('/') or not value.isprintable():
             return CONF_FILE % value
         self.settings_file = value
         return None
+
+    def _refuse_conf_not_root_only(self):
+        try:
+            from onedesk_azuread import trust
+        except ImportError as exc:
+            raise dnf.exceptions.Error(MSG_LIBRARY % exc) from None
+        for path in self._conf_files:
+            try:
+                _, _, problem = trust.root_only(path)
+            except OSError as exc:  # changed since dnf read it
+                raise dnf.exceptions.Error(MSG_CONF_GONE % (path, exc.strerror)) from None
+            if problem:
+                raise dnf.exceptions.Error(MSG_CONF_NOT_ROOT_ONLY % problem.message(path))
 
     def _paths(self):
         from onedesk_azuread.paths import Paths
@@ -159,10 +176,13 @@ class OnedeskAzureAD(dnf.Plugin):
             raise dnf.exceptions.Error(unexpected % type(exc).__name__) from None
 
     def resolved(self):
-        self._packages = sorted(
-            f'{item.pkg.name}-{item.pkg.evr}.{item.pkg.arch}'
-            for item in self.base.transaction
-            if item.action in _INSTALLING and item.pkg.name in self.triggers)
+        installing = [item.pkg for item in self.base.transaction if item.action in _INSTALLING]
+        self._packages = sorted(f'{pkg.name}-{pkg.evr}.{pkg.arch}' for pkg in installing
+                                if pkg.name in self.triggers)
+        # The default triggers too: a configuration someone else wrote could name others.
+        if self._conf_files and any(pkg.name in self.triggers or pkg.name in DEFAULT_TRIGGERS
+                                    for pkg in installing):
+            self._refuse_conf_not_root_only()
         if self._conf_problem:
             path, problem = self._conf_problem
             if self._packages:

@@ -39,6 +39,7 @@ import os
 
 from .errors import OnedeskError, StateError
 from .paths import DEFAULT_FILE, Paths
+from .trust import printable
 
 CALLBACKS = ("goal_resolved", "pre_transaction", "post_transaction")
 # ${pkg.action} of a package coming in: install, upgrade, downgrade, reinstall.
@@ -51,8 +52,8 @@ PREFIX = "onedesk-azuread: "
 MSG_BAD_CALL = ("onedesk-azuread: dnf5-hook: unknown callback %r or bad ${pid} %r; "
                 "restore the shipped onedesk_azuread.actions")
 MSG_BAD_SETTINGS = ("onedesk-azuread: onedesk_azuread.actions: --settings=%s is not an absolute "
-                    "path without \"..\"; give the settings file as seen inside the installroot: "
-                    "--settings=/root/.OneDesk; nothing was installed")
+                    "path without \"..\" or control characters; give the settings file as seen "
+                    "inside the installroot: --settings=/root/.OneDesk; nothing was installed")
 
 
 class _Protocol:
@@ -64,14 +65,14 @@ class _Protocol:
 
     def emit(self, key: str, message: str) -> None:
         # One line per message, whatever the message holds: the plugin reads lines.
-        self.lines.append(f"{key}={' '.join(message.split())}")
+        self.lines.append(f"{key}={printable(' '.join(message.split()))}")
 
     def note(self, message: str) -> None:
-        self.say(message)
+        self.say(printable(message))
         self.emit("log.INFO", message)
 
     def warn(self, message: str) -> None:
-        self.say(message)
+        self.say(printable(message))
         self.emit("log.WARNING", message)
 
     @property
@@ -89,7 +90,8 @@ def run(callback: str, root: str, action: str, nevra: str, pid: str, *, require:
         return out.text
     if action not in INBOUND:
         return out.text  # a package going out: never our business
-    if not settings_file.startswith("/") or ".." in settings_file.split("/"):
+    if (not settings_file.startswith("/") or ".." in settings_file.split("/")
+            or not settings_file.isprintable()):  # it is named in dnf 5's output and log
         out.emit(fail, MSG_BAD_SETTINGS % settings_file)
         return out.text
     paths = _paths(root, settings_file)

@@ -19,6 +19,7 @@ from . import CLIENT_ID, KEYS, SECRET, settings, shellfile, state, validation
 from .errors import OnedeskError, Refused, VerificationFailed
 from .paths import Paths
 from .settings import Edit, Snapshot
+from .trust import printable
 from .validation import Finding
 
 
@@ -101,8 +102,9 @@ class Inspection(namedtuple("Inspection", "snapshot expires findings")):
             secret = self._absent(SECRET)
         elif not reveal:
             secret += " (masked; --reveal shows it)"
-        return [f"file:         {file_line}", f"{CLIENT_ID}:  {client_id}",
-                f"{SECRET}:  {secret}", f"expires:      {expires}"]
+        # The values as the file holds them, but never an escape sequence for the terminal.
+        return [f"file:         {file_line}", f"{CLIENT_ID}:  {printable(client_id)}",
+                f"{SECRET}:  {printable(secret)}", f"expires:      {expires}"]
 
 
 def show(paths: Paths) -> Inspection:
@@ -351,7 +353,7 @@ class SetResult(namedtuple("SetResult", "path written changes findings client_id
         shown = self.shown.as_dict()
         for key, change in self.changes.items():
             value = shown["secret"] if key == SECRET else self.client_id
-            said.append(f"{key}: {change} ({value})" if change != "unchanged"
+            said.append(f"{key}: {change} ({printable(value)})" if change != "unchanged"
                         else f"{key}: unchanged")
         if self.expiry_recorded:
             said.append(f"secret expiry recorded: {self.expiry_recorded.isoformat()}")

@@ -16,6 +16,7 @@ from datetime import date
 
 from . import CLIENT_ID, KEYS, SECRET, shellfile
 from .shellfile import LazyPattern
+from .trust import printable
 
 ERROR = "error"
 WARNING = "warning"
@@ -51,8 +52,10 @@ class Finding(namedtuple("Finding", "code severity key message repairable line",
     # line: int | None
 
     def describe(self, path: str) -> str:
+        """One line: a message may quote the file (a command name, bash's words), whose
+        control characters are shown escaped (trust.printable)."""
         where = f"{path}:{self.line}" if self.line else path
-        return f"{where}: {self.severity}: {self.message}"
+        return printable(f"{where}: {self.severity}: {self.message}")
 
     def as_dict(self) -> dict[str, object]:
         return {

@@ -6,8 +6,9 @@ entries were applied (status), and the expiry. Every finding becomes one line
 with a syslog priority (sd-daemon(3): `<3>` error, `<4>` warning, `<5>` notice,
 `<6>` info), prefixed only when stderr is the journal. An expiry within 30 days
 is a warning on the first run at or below each of 30, 14, 7 and 1 days left
-(the last threshold warned is kept in watch.json beside the expiry record) and a
-notice on the days between; a passed expiry is an error on every run.
+(the last threshold warned is kept in watch.json beside the expiry record, once
+the warning was written) and a notice on the days between; a passed expiry is an
+error on every run. check.conf counts only when root alone can change it.
 
 The metrics file is node_exporter's textfile-collector format, written atomically
 and readable by everyone (node_exporter does not run as root): it holds facts
@@ -22,7 +23,7 @@ import stat
 from collections import namedtuple
 from datetime import date, datetime, timedelta, timezone
 
-from . import SECRET, operations, state, validation, verify
+from . import SECRET, operations, state, trust, validation, verify
 from .errors import OnedeskError, StateError
 from .fsutil import replace_file
 from .paths import Paths
@@ -53,7 +54,10 @@ class Line(namedtuple("Line", "priority text")):
     # text: str; one line, never the secret
 
     def render(self, journal: bool) -> str:
-        return f"<{self.priority}>{self.text}" if journal else self.text
+        # Escaped here as well as where values enter: whatever a message holds, it stays
+        # one journal line at its own priority.
+        text = trust.printable(self.text)
+        return f"<{self.priority}>{text}" if journal else text
 
 
 # --- check.conf ------------------------------------------------------------------------------
@@ -84,6 +88,7 @@ CONF_NOT_REGULAR = ("{path}: is not a regular file; restore it from the package 
                     "(rpm -V onedesk-azuread)")
 CONF_NOT_UTF8 = "{path}: is not UTF-8 text; restore it from the package"
 CONF_TOO_BIG = "{path}: is more than {limit} bytes, which no check.conf is; restore it"
+CONF_REPLACED = "it was replaced while being read; run the check again"
 METRICS_SUFFIX = ".prom"
 METRICS_PATH = ("{value!r} is not an absolute path of a *.prom file (node_exporter's "
                 "textfile collector reads only those), without ..; for example: "
@@ -198,22 +203,34 @@ CONF_CHECKS = {"tenant": _tenant, "cloud": _cloud, "https_url": _https_url,
                "seconds": _seconds, "prom_file": _prom_file}
 
 
-def load_conf(path: str) -> CheckConf:
+def load_conf(path: str, top: str = "/") -> CheckConf:
     """check.conf from disk; absent means every default (offline check only).
 
-    A symlink is followed (configuration management links files into /etc); it holds
-    no secret, so unlike the state files it need not be root's own.
+    It decides where the client secret is sent, so it counts only when root alone can
+    change it (trust.root_only): the file, every directory on the way and every symlink
+    (configuration management links files into /etc) are root's and not writable by group
+    or others; otherwise ConfError and nothing is read. ``top``: the --root, whose parents
+    are not judged.
     """
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # a FIFO never blocks
+        real, st, problem = trust.root_only(path, top)
     except FileNotFoundError:
         return CheckConf(path, False)
     except OSError as exc:
         raise ConfError(CONF_UNREADABLE.format(path=path, reason=exc.strerror)) from None
+    if problem is not None:
+        raise ConfError(problem.message(path))
+    if not stat.S_ISREG(st.st_mode):
+        raise ConfError(CONF_NOT_REGULAR.format(path=path))
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise ConfError(CONF_NOT_REGULAR.format(path=path))
+        # The walk's last component, not the name: no symlink is followed here.
+        fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        raise ConfError(CONF_UNREADABLE.format(path=path, reason=exc.strerror)) from None
+    try:
+        opened = os.fstat(fd)
+        if (opened.st_dev, opened.st_ino) != (st.st_dev, st.st_ino):
+            raise ConfError(CONF_UNREADABLE.format(path=path, reason=CONF_REPLACED))
         data = os.read(fd, CONF_LIMIT + 1)
     except OSError as exc:
         raise ConfError(CONF_UNREADABLE.format(path=path, reason=exc.strerror)) from None
@@ -271,37 +288,51 @@ def _watch_record(state_dir: str, secret: str, expires: date) -> int | None:
     return warned if same else None  # a new secret, or a new date: warn afresh
 
 
+class Expiry(namedtuple("Expiry", "line warned", defaults=(None,))):
+    """The expiry's line for the scheduled check, and what to record once it was given."""
+
+    __slots__ = ()
+    # line: Line
+    # warned: dict | None; watch.json's record of this warning: saved only after the line
+    #   was written (Report.give), so a run killed in between warns again next time
+
+
 def expiry_line(state_dir: str, secret: str | None, expires: date | None,
-                today: date) -> Line | None:
-    """The expiry's line for the scheduled check; a warning given is recorded (watch.json)."""
+                today: date) -> Expiry | None:
+    """The expiry's line for the scheduled check (nothing is written here)."""
     if not secret:
         return None
     if expires is None:
-        return Line(NOTICE, MSG_NO_EXPIRY)
+        return Expiry(Line(NOTICE, MSG_NO_EXPIRY))
     days = (expires - today).days
     if days < 0:
         return None  # the secret-expired finding: an error on every run
     due = threshold(days)
     if due is None:
-        return Line(INFO, MSG_EXPIRY_FAR.format(expires=expires.isoformat(), days=days))
-    with state.locked(state_dir):
-        warned = _watch_record(state_dir, secret, expires)
-        if warned is not None and warned <= due:
-            later = [t for t in THRESHOLDS if t < warned]
-            text = (MSG_EXPIRY_COUNTDOWN.format(expires=expires.isoformat(), days=days,
-                                                threshold=warned, next=f"{later[0]} days")
-                    if later else
-                    MSG_EXPIRY_LAST.format(expires=expires.isoformat(), days=days,
-                                           threshold=warned))
-            return Line(NOTICE, text)
-        hint, length = state.secret_label(secret)
-        state.save_json(state_dir, WATCH_FILE, {
-            "expires": expires.isoformat(), "secret_hint": hint, "secret_length": length,
-            "warned_days": due,
-            "warned": datetime.now(timezone.utc).isoformat(timespec="seconds")})
-    return Line(WARNING, MSG_EXPIRY_WARNED.format(
+        return Expiry(Line(INFO, MSG_EXPIRY_FAR.format(expires=expires.isoformat(), days=days)))
+    warned = _watch_record(state_dir, secret, expires)  # replaced atomically: no lock to read
+    if warned is not None and warned <= due:
+        later = [t for t in THRESHOLDS if t < warned]
+        text = (MSG_EXPIRY_COUNTDOWN.format(expires=expires.isoformat(), days=days,
+                                            threshold=warned, next=f"{later[0]} days")
+                if later else
+                MSG_EXPIRY_LAST.format(expires=expires.isoformat(), days=days,
+                                       threshold=warned))
+        return Expiry(Line(NOTICE, text))
+    hint, length = state.secret_label(secret)
+    record = {"expires": expires.isoformat(), "secret_hint": hint, "secret_length": length,
+              "warned_days": due}
+    return Expiry(Line(WARNING, MSG_EXPIRY_WARNED.format(
         expires=expires.isoformat(), days=days, renew=RENEW,
-        thresholds=", ".join(str(t) for t in THRESHOLDS[:-1]) + f" and {THRESHOLDS[-1]}"))
+        thresholds=", ".join(str(t) for t in THRESHOLDS[:-1]) + f" and {THRESHOLDS[-1]}")),
+        record)
+
+
+def record_warned(state_dir: str, warned: dict) -> None:
+    """Record a threshold as warned, after its line went out."""
+    with state.locked(state_dir):
+        state.save_json(state_dir, WATCH_FILE, {
+            **warned, "warned": datetime.now(timezone.utc).isoformat(timespec="seconds")})
 
 
 # --- One run's facts, and the metrics file ---------------------------------------------------
@@ -456,19 +487,30 @@ ONLINE_PRIORITY = {verify.VALID: INFO, verify.INVALID: ERR, verify.UNVERIFIED: W
                    SKIPPED: NOTICE}
 
 
-class Report(namedtuple("Report", "outcome lines exit_code")):
+class Report(namedtuple("Report", "outcome lines exit_code state_dir warned",
+                        defaults=(None, None))):
     """What the scheduled check found and says."""
 
     __slots__ = ()
     # outcome: Outcome
     # lines: list[Line]
     # exit_code: int
+    # state_dir: str | None; where ``warned`` is recorded
+    # warned: dict | None; the expiry warning among the lines, recorded once they are given
 
     def render(self, journal: bool | None = None) -> list[str]:
         """The lines for stderr: with `<N>` prefixes when stderr is the journal."""
         if journal is None:
             journal = stderr_is_journal()
         return [line.render(journal) for line in self.lines]
+
+    def give(self, say, journal: bool | None = None) -> None:
+        """Every line through ``say``, and only then record the expiry warning as given:
+        a run killed before its warning reached the journal warns again next time."""
+        for line in self.render(journal):
+            say(line)
+        if self.warned is not None:
+            record_warned(self.state_dir, self.warned)
 
 
 def online_line(result: verify.Result) -> Line:
@@ -482,7 +524,7 @@ def scheduled(paths: Paths, metrics: str | None = None, today: date | None = Non
     ``metrics`` (the --metrics option, a path on this machine) overrides check.conf's
     ``metrics`` (a path inside the root). Raises ConfError for a bad check.conf.
     """
-    conf = load_conf(paths.check_conf)
+    conf = load_conf(paths.check_conf, paths.root)
     today = today or date.today()
     ask = None
     if conf.tenant is not None:
@@ -498,7 +540,7 @@ def scheduled(paths: Paths, metrics: str | None = None, today: date | None = Non
     secret = checked.values[SECRET]
     expiry = expiry_line(paths.state_dir, secret, checked.expires, today)
     if expiry is not None:
-        lines.append(expiry)
+        lines.append(expiry.line)
     online = result.online  # asked only when a tenant is set, skipped after offline errors
     if online is None:
         lines.append(Line(INFO, MSG_NO_TENANT.format(conf=conf.path)))
@@ -525,7 +567,7 @@ def scheduled(paths: Paths, metrics: str | None = None, today: date | None = Non
     else:
         lines.append(Line(WARNING if any(f.code != EXPIRES_SOON for f in findings) else INFO,
                           summary))
-    return Report(outcome, lines, code)
+    return Report(outcome, lines, code, paths.state_dir, expiry.warned if expiry else None)
 
 
 def run_scheduled(paths: Paths, metrics: str | None, say) -> int:
@@ -538,9 +580,8 @@ def run_scheduled(paths: Paths, metrics: str | None, say) -> int:
     fsutil.set_notifier(lambda message: say(Line(NOTICE, message).render(journal)))
     try:
         report = scheduled(paths, metrics)
+        report.give(say, journal)
     except OnedeskError as exc:
         say(Line(ERR, str(exc)).render(journal))
         return 1
-    for line in report.render(journal):
-        say(line)
     return report.exit_code

@@ -175,6 +175,16 @@ def test_show_masks_unless_reveal(run, settings_path):
     assert SECRET in run("show", "--reveal").stdout
 
 
+def test_show_prints_control_characters_from_the_file_escaped(run, settings_path):
+    settings_path.write_bytes(b"AZUREAD_CID=0b5c\x1b[2J\rx\nAZUREAD_CIS=\x1b[0mabcdefghijklmnop\n")
+    settings_path.chmod(0o600)
+    text = run("show")
+    assert text.exit_code == 0
+    assert "AZUREAD_CID:  0b5c\\x1b[2J\\rx\n" in text.stdout
+    assert "AZUREAD_CIS:  \\x1b[0… (masked" in text.stdout
+    assert "\x1b" not in text.stdout and "\r" not in text.stdout
+
+
 def test_show_missing_file(run):
     data = json.loads(run("show", "--json").stdout)
     assert (data["exists"], data["client_id"], data["secret"]) == (False, None, None)

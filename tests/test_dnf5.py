@@ -322,6 +322,17 @@ def test_a_bad_call_fails_closed(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
+def test_a_settings_path_with_control_characters_is_refused_in_one_printable_line(tmp_path):
+    (tmp_path / "root").mkdir()
+    (tmp_path / "root" / ".OneDesk").write_text(GOOD)
+    said = []
+    text = dnf5hook.run("goal_resolved", str(tmp_path), "I", "x", "1",
+                        settings_file="/root/.One\x1b[2J\x00Desk", say=said.append)
+    assert text.count("\n") == 1 and text.startswith("stop=")
+    assert "--settings=/root/.One\\x1b[2J\\x00Desk is not an absolute path" in text
+    assert text[:-1].isprintable() and said == []
+
+
 def test_the_shipped_lines_guard_only_packages_coming_in_and_carry_nothing_secret():
     with open(ACTIONS_FILE) as handle:
         lines = [line for line in handle.read().splitlines() if line and line[0] != "#"]

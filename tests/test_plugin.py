@@ -231,6 +231,74 @@ def test_a_bad_configuration_stops_only_guarded_transactions_with_one_line(
     assert_clean(root, unrelated, guarded)
 
 
+def _replace_in_conf(root, old, new):
+    with open(root.plugin_conf) as handle:
+        conf = handle.read()
+    assert old in conf
+    with open(root.plugin_conf, "w") as handle:
+        handle.write(conf.replace(old, new))
+
+
+@pytest.mark.parametrize("loosen", ["file-mode", "file-owner", "directory", "link"])
+def test_a_configuration_others_could_change_stops_onedesk_transactions_only(
+        new_root, tmp_path, loosen):
+    root = new_root()
+    root.write_settings(GOOD)
+    conf = root.plugin_conf
+    offender, what = conf, "is writable by group or others"
+    if loosen == "file-mode":
+        os.chmod(conf, 0o666)
+    elif loosen == "file-owner":
+        os.chown(conf, 1000, 1000)
+        what = "is not owned by root"
+    elif loosen == "directory":
+        offender = os.path.dirname(conf)
+        os.chmod(offender, 0o777)
+    else:  # linked from configuration management's directory, which others may write
+        offender = str(tmp_path / "cm")
+        os.mkdir(offender)
+        os.chmod(offender, 0o777)
+        os.rename(conf, os.path.join(offender, "onedesk_azuread.conf"))
+        os.symlink(os.path.join(offender, "onedesk_azuread.conf"), conf)
+    unrelated = root.dnf("install", "unrelated-tool", check=False)
+    assert unrelated.returncode == 0, output(unrelated)
+    assert ours(unrelated) == []  # not even looked at
+    guarded = root.dnf("install", "onedesk-db-utils", check=False)
+    assert guarded.returncode == 1, output(guarded)
+    lines = ours(guarded)
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"Error: onedesk-azuread: {conf}: not used: {offender} {what} "
+                               f"(owner uid "), lines
+    assert lines[0].endswith("; nothing was installed") and "chown root:root" in lines[0]
+    assert root.installed() == ["unrelated-tool-1-1"]
+    assert_clean(root, unrelated, guarded)
+
+
+def test_a_loose_configuration_cannot_turn_the_guard_away_from_onedesk(new_root):
+    root = new_root()
+    root.write_settings(PASTED_ID)
+    _replace_in_conf(root, "packages = onedesk-db-utils", "packages = some-other-package")
+    os.chmod(root.plugin_conf, 0o666)  # anyone could have written that line
+    guarded = root.dnf("install", "onedesk-db-utils", check=False)
+    assert guarded.returncode == 1, output(guarded)
+    assert "not used:" in output(guarded) and root.installed() == []
+    os.chmod(root.plugin_conf, 0o644)  # root's alone: root's choice counts
+    assert root.dnf("install", "onedesk-db-utils").returncode == 0
+    assert root.installed() == ["onedesk-db-utils-2.0-1"]
+
+
+def test_a_settings_path_with_control_characters_is_refused_in_one_printable_line(new_root):
+    root = new_root()
+    root.write_settings(GOOD)
+    _replace_in_conf(root, "file = /root/.OneDesk", "file = /root/.One\x1b[2J\rDesk")
+    guarded = root.dnf("install", "onedesk-db-utils", check=False)
+    assert guarded.returncode == 1, output(guarded)
+    lines = ours(guarded)
+    assert len(lines) == 1 and "file = '/root/.One\\x1b[2J\\rDesk'" in lines[0], lines
+    assert "\x1b" not in output(guarded) and "\r" not in output(guarded)
+    assert root.installed() == []
+
+
 def test_dnf_itself_honours_enabled_and_enableplugin_overrides_it(new_root):
     root = new_root(plugin=False)  # enabled = 0
     root.write_settings(PASTED_ID)

@@ -108,3 +108,14 @@ def test_errors_sort_before_warnings():
     text = f"AZUREAD_CID=x\nAZUREAD_CIS={SECRET}\nAZUREAD_CIS={SECRET}\n"
     severities = [f.severity for f in findings(text, mode=0o644)]
     assert severities == sorted(severities)  # "error" < "warning"
+
+
+def test_a_finding_quoting_the_file_is_one_printable_line():
+    # The command bash would run is named in the finding; its escape sequence and carriage
+    # return are shown, not sent to the terminal or the journal.
+    found = [f for f in findings(f"AZUREAD_CID={CLIENT_ID}\nx\x1b[2J\r AZUREAD_CIS={SECRET}\n")
+             if f.code == validation.UNSUPPORTED]
+    assert len(found) == 1
+    line = found[0].describe("/root/.OneDesk")
+    assert "as an argument to x\\x1b[2J\\r," in line
+    assert line.isprintable()

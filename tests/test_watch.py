@@ -3,6 +3,7 @@ warnings, exit codes), `check --metrics` (checked by the real promtool), the sys
 (checked by the real systemd-analyze), and the dnf plugin's warning of a secret expiring soon.
 """
 
+import contextlib
 import glob
 import json
 import os
@@ -11,6 +12,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import time
 from datetime import date, datetime, timedelta, timezone
 
 import pytest
@@ -58,7 +60,10 @@ def write_conf(root, text):
 
 
 def scheduled(root, today=None, metrics=None):
-    return watch.scheduled(Paths.under(str(root)), metrics=metrics, today=today)
+    """One daily run, as the CLI makes it: the report, its lines given (to nowhere)."""
+    report = watch.scheduled(Paths.under(str(root)), metrics=metrics, today=today)
+    report.give(lambda line: None, journal=False)
+    return report
 
 
 def priorities(report, words):
@@ -150,6 +155,158 @@ def test_scheduled_takes_its_settings_from_check_conf_not_options(run, configure
         assert "--scheduled takes its settings from check.conf" in result.stderr
 
 
+# --- check.conf counts only when root alone can change it -----------------------------------
+
+CONF_DIR = "etc/onedesk-azuread"
+
+
+def _loose_file(root, conf):
+    os.chmod(conf, 0o664)
+    return conf, "is writable by group or others", f"chmod go-w {conf}"
+
+
+def _foreign_file(root, conf):
+    os.chown(conf, 1000, 1000)
+    return conf, "is not owned by root", f"chown root:root {conf}"
+
+
+def _loose_directory(root, conf):
+    os.chmod(os.path.dirname(conf), 0o777)
+    directory = os.path.dirname(conf)
+    return directory, "is writable by group or others", f"chmod go-w {directory}"
+
+
+def _foreign_directory(root, conf):
+    os.chown(os.path.join(str(root), "etc"), 1000, 1000)
+    directory = os.path.join(str(root), "etc")
+    return directory, "is not owned by root", f"chown root:root {directory}"
+
+
+def _link_into_a_loose_directory(root, conf):
+    """The README's configuration management: /etc/onedesk-azuread/check.conf a symlink."""
+    elsewhere = os.path.join(str(root), "srv/cm")
+    os.makedirs(elsewhere)
+    os.chmod(elsewhere, 0o777)
+    os.rename(conf, os.path.join(elsewhere, "check.conf"))
+    os.symlink("../../srv/cm/check.conf", conf)
+    return elsewhere, "is writable by group or others", f"chmod go-w {elsewhere}"
+
+
+def _foreign_link(root, conf):
+    elsewhere = os.path.join(str(root), "srv")
+    os.makedirs(elsewhere)
+    os.rename(conf, os.path.join(elsewhere, "check.conf"))
+    os.symlink(os.path.join(elsewhere, "check.conf"), conf)  # absolute: followed on the host
+    os.chown(conf, 1000, 1000, follow_symlinks=False)  # its owner could point it anywhere
+    return conf, "is not owned by root", f"chown -h root:root {conf}"
+
+
+@pytest.mark.parametrize("loosen", [_loose_file, _foreign_file, _loose_directory,
+                                    _foreign_directory, _link_into_a_loose_directory,
+                                    _foreign_link])
+def test_a_check_conf_others_could_change_is_refused_and_sends_the_secret_nowhere(
+        run, root, configured, azure, loosen):
+    expire_in(root, 10)  # a warning that would be recorded
+    os.makedirs(os.path.join(str(root), "var/lib/node"))
+    conf = write_conf(root, f"tenant = {TENANT}\nauthority_host = {azure.url}\n"
+                            f"metrics = /var/lib/node/od.prom\n")
+    assert run("check", "--scheduled").exit_code == 0 and azure.seen  # root's alone: used
+    os.unlink(os.path.join(str(root), "var/lib/node/od.prom"))
+    os.unlink(os.path.join(state_dir(root), watch.WATCH_FILE))
+    del azure.seen[:]
+    offender, what, fix = loosen(root, conf)
+    result = run("check", "--scheduled")
+    no_traceback(result)
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [result.stderr.strip()], result.stderr
+    line = result.stderr.strip()
+    assert line.startswith(f"{conf}: not used: {offender} {what} (owner uid "), line
+    assert fix in line, line
+    assert azure.seen == []  # not even discovery: the secret went nowhere
+    assert os.listdir(os.path.join(str(root), "var/lib/node")) == []  # no metrics
+    assert not os.path.exists(os.path.join(state_dir(root), watch.WATCH_FILE))
+
+
+def test_a_check_conf_others_could_replace_is_refused_even_when_absent(run, root, configured):
+    conf = write_conf(root, "")
+    os.unlink(conf)
+    os.chmod(os.path.dirname(conf), 0o777)  # anyone could put a check.conf there tomorrow
+    result = run("check", "--scheduled")
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"{conf}: not used: {os.path.dirname(conf)} is writable")
+
+
+def test_a_check_conf_linked_from_a_place_only_root_can_change_is_used(run, root, configured,
+                                                                       azure):
+    conf = write_conf(root, "")
+    os.unlink(conf)
+    # A world-writable directory with the sticky bit, like /tmp: no one but root can
+    # rename or remove what root owns in it.
+    sticky = os.path.join(str(root), "tmp")
+    os.makedirs(os.path.join(sticky, "cm"))
+    os.chmod(sticky, 0o1777)
+    with open(os.path.join(sticky, "cm/check.conf"), "w") as handle:
+        handle.write(f"tenant = {TENANT}\nauthority_host = {azure.url}\n")
+    os.symlink("../../tmp/cm/../cm/check.conf", conf)
+    result = run("check", "--scheduled")
+    assert result.exit_code == 0, result.stderr
+    assert "online: valid" in result.stderr and azure.seen
+
+
+# --- Values echoed from the files cannot make journal lines of their own ----------------------
+
+def raw_process(root, *args, env_extra=None, **popen):
+    env = {k: v for k, v in os.environ.items() if k != "JOURNAL_STREAM"}
+    env["PYTHONPATH"] = HERE
+    env.update(env_extra or {})
+    return subprocess.Popen(
+        [sys.executable, "-c", "from onedesk_azuread.cli import main; main()",
+         "--root", str(root), *args], env=env, stdin=subprocess.DEVNULL, **popen)
+
+
+def journal_lines(root, tmp_path):
+    """`check --scheduled` with stderr as its journal stream: the raw lines journald splits
+    (at a newline, and at a NUL too)."""
+    path = tmp_path / "journal"
+    with open(path, "wb") as err:
+        st = os.fstat(err.fileno())
+        proc = raw_process(root, "check", "--scheduled", stdout=subprocess.DEVNULL, stderr=err,
+                           env_extra={"JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"})
+        code = proc.wait(timeout=60)
+    return code, re.split(rb"[\n\0]", path.read_bytes().rstrip(b"\n"))
+
+
+@pytest.mark.parametrize("conf, words", [
+    ("tenant = 'x\0<0>fake\x1b[2J\x7f'\n", rb"tenant = 'x\x00<0>fake\x1b[2J\x7f': write"),
+    ("tenant = x\x1b]0;owned\x07.example.com\n", rb"tenant = x\x1b]0;owned\x07.example.com:"),
+    ("metrics = /var/lib/\x1b[1A\0<0>/od.prom\n", rb"/var/lib/\x1b[1A\x00<0>/od.prom: cannot "
+                                                  rb"write the metrics"),
+])
+def test_control_characters_from_check_conf_are_escaped(root, configured, tmp_path, conf,
+                                                       words):
+    write_conf(root, conf)
+    code, lines = journal_lines(root, tmp_path)
+    assert code == 1
+    assert all(re.match(rb"<[3-7]>[ -~]", line) for line in lines), lines
+    assert not any(re.search(rb"[\x00-\x1f\x7f]", line) for line in lines), lines
+    assert any(words in line for line in lines), lines
+
+
+def test_control_characters_from_the_settings_file_are_escaped(root, settings_path, tmp_path):
+    # bash runs `x<ESC>[2J<CR><DEL>` as a command given AZUREAD_CIS=... as an argument; the
+    # finding names that command. (A NUL is refused with the whole file, naming no text.)
+    settings_path.write_bytes(f"AZUREAD_CID={CLIENT_ID}\n"
+                              f"x\x1b[2J\r\x7f AZUREAD_CIS={SECRET}\n".encode())
+    settings_path.chmod(0o600)
+    code, lines = journal_lines(root, tmp_path)
+    assert code == 1
+    assert all(re.match(rb"<[3-7]>[ -~]", line) for line in lines), lines
+    assert not any(re.search(rb"[\x00-\x1f\x7f]", line) for line in lines), lines
+    named = [line for line in lines if b"as an argument to" in line]
+    assert len(named) == 1 and named[0].startswith(b"<3>"), lines
+    assert rb"as an argument to x\x1b[2J\r\x7f," in named[0], named
+
+
 # --- Expiry warnings at 30, 14, 7 and 1 days -------------------------------------------------
 
 def test_warnings_come_once_at_30_14_7_and_1_days_and_an_expired_secret_every_day(root,
@@ -222,6 +379,71 @@ def test_a_garbage_watch_record_is_one_line_naming_it(run, root, configured):
     assert result.exit_code == 1
     assert result.stderr.splitlines() == [
         f"{path}: is not a watch record; {watch.FIX_WATCH}"]
+
+
+WARNED = "create a new client secret in Azure, then run:"  # the warning's own words
+
+
+def _blocked_in_pipe_write(pid):
+    with open(f"/proc/{pid}/wchan") as handle:
+        return "pipe_write" in handle.read()
+
+
+def test_a_run_killed_while_its_warning_waits_for_the_journal_warns_again(root, configured,
+                                                                          tmp_path):
+    expire_in(root, 10)
+    # journald stalls: the stream's pipe is full, so the run blocks writing its first line,
+    # the warning, until the unit's stop timeout (or a shutdown) kills it.
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    with contextlib.suppress(BlockingIOError):
+        while True:
+            os.write(write_end, b"." * 4096)
+    os.set_blocking(write_end, True)
+    proc = raw_process(root, "check", "--scheduled", stdout=subprocess.DEVNULL,
+                       stderr=write_end)
+    os.close(write_end)
+    try:
+        deadline = time.monotonic() + 60
+        while not _blocked_in_pipe_write(proc.pid):
+            assert proc.poll() is None, "the run finished with its stderr full"
+            assert time.monotonic() < deadline, "the run never wrote to its stderr"
+            time.sleep(0.02)
+    finally:
+        proc.kill()
+        proc.wait()
+    with os.fdopen(read_end, "rb") as handle:
+        assert handle.read().strip(b".") == b""  # nothing of the warning reached the journal
+    code, _, lines = cli_process(root, "check", "--scheduled", stderr_path=tmp_path / "next")
+    assert code == 0
+    assert [line for line in lines if WARNED in line], lines  # given again, not a notice
+    assert json.load(open(os.path.join(state_dir(root), watch.WATCH_FILE)))["warned_days"] == 14
+
+
+def test_a_run_killed_after_its_warning_before_recording_it_warns_again(root, configured,
+                                                                         tmp_path):
+    expire_in(root, 10)
+    with state.locked(state_dir(root)):  # the record has to wait for the write lock
+        proc = raw_process(root, "check", "--scheduled", stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE,
+                           env_extra={"ONEDESK_AZUREAD_LOCK_TIMEOUT": "120"})
+        try:
+            seen = []  # (a run that never says it waits ends with the lock's timeout)
+            while not any("waiting for the lock" in line for line in seen):
+                line = proc.stderr.readline().decode()
+                assert line, f"the run ended: {seen}"
+                seen.append(line)
+            # The warning went out before the run waited to record it.
+            assert [line for line in seen if WARNED in line], seen
+        finally:
+            proc.kill()
+            proc.wait()
+            proc.stderr.close()
+    assert not os.path.exists(os.path.join(state_dir(root), watch.WATCH_FILE))
+    code, _, lines = cli_process(root, "check", "--scheduled", stderr_path=tmp_path / "next")
+    assert code == 0 and [line for line in lines if WARNED in line], lines
+    code, _, lines = cli_process(root, "check", "--scheduled", stderr_path=tmp_path / "after")
+    assert not [line for line in lines if WARNED in line], lines  # recorded this time
 
 
 # --- Journal priorities ----------------------------------------------------------------------
