@@ -214,7 +214,7 @@ class OnedeskAzureAD(dnf.Plugin):
             log = logger.warning if finding.severity == 'warning' else logger.info
             log(hook.MSG_NOTE, finding.describe(paths.settings))
         for finding in result.alerts:
-            logger.warning(hook.MSG_EXPIRED, paths.settings, finding.message, hook.with_root(paths))
+            logger.warning('%s', hook.alert(paths, finding))
         if result.blocking:
             raise dnf.exceptions.Error(
                 hook.blocking_message(paths, result.blocking, paths.root))

@@ -9,7 +9,9 @@ it. The install runs from dnf's cache (what the prefetch downloaded), so a
 repository that went away cannot strand the removal. After: the plugin's record
 says the installed packages carry the current entries. Any failure says what
 state the system is in and the one command that completes the job, and a
-killed apply is completed by the next one.
+killed apply is completed by the next one. A package of someone else's that the
+removal took and that nothing offers any more never keeps OneDesk uninstalled:
+OneDesk's packages are installed without it, and it is reported (exit 1).
 """
 
 from __future__ import annotations
@@ -34,6 +36,13 @@ INTERRUPTED = "interrupted by {name} during the reinstall: apply finished the jo
 INTERRUPTED_EARLY = "interrupted by {name} before anything was removed: nothing was changed"
 CACHE_FAILED = ("the install from dnf's cache failed ({error}); installing from the "
                 "enabled repositories instead")
+INSTALLING_APART = ("the install failed ({error}); installing OneDesk's packages by themselves, "
+                    "then each other package alone")
+NOT_BACK = ("{name} was removed with {db_utils} and could not be installed again ({why}); "
+            "install it when a repository offers it again: {command}")
+NOT_ALL_BACK = ("OneDesk's packages are installed again ({state}), but {names} {were} removed "
+                "with {db_utils} and {are} not: install {them} when a repository offers {them} "
+                "again: {command}")
 
 
 class Step(namedtuple("Step", "title args fallback", defaults=(None,))):
@@ -55,12 +64,25 @@ class Plan(namedtuple("Plan", "removed reinstalled steps resumed", defaults=(Non
     # resumed: journal.Journal | None; the interrupted apply this plan completes
 
 
-class Outcome(namedtuple("Outcome", "summary interrupted")):
+class NotBack(namedtuple("NotBack", "name why")):
+    """A package the removal took that could not be installed again (not one of OneDesk's)."""
+
+    __slots__ = ()
+    # name: str
+    # why: str; dnf's last words
+
+    def line(self, root: str) -> str:
+        return NOT_BACK.format(name=self.name, db_utils=DB_UTILS, why=self.why,
+                               command=install_command(root, [self.name]))
+
+
+class Outcome(namedtuple("Outcome", "summary interrupted not_back", defaults=((),))):
     """What running the plan left to report."""
 
     __slots__ = ()
     # summary: list[str]; dnf's lines worth repeating: the plugin's, errors, warnings
     # interrupted: list[int]; the signals received while they were held
+    # not_back: list[NotBack]; packages of others that could not be installed again
 
 
 def _check_entries(paths: Paths, completing: bool = False) -> None:
@@ -304,6 +326,23 @@ def _run(paths: Paths, the_plan: Plan, say: Callable[[str], None], signals: _Sig
         return packages.dnf_live(paths.root, *args, line=show, wake_fd=signals.wake_fd,
                                  on_wake=signals.announce, pass_fds=pass_fds)
 
+    def attempt(step: Step) -> str | None:
+        """Run one step (and its fallback); None when it succeeded, else dnf's last words."""
+        say(f"==> {step.title}")
+        try:
+            result = dnf(step.args)
+            # Not when the plugin stopped it: the repositories would change nothing.
+            if result.returncode and step.fallback and not _stopped_by_plugin(
+                    result.last_error()):
+                say(f"==> {CACHE_FAILED.format(error=result.last_error())}")
+                result = dnf(step.fallback)
+            why = result.last_error() if result.returncode else None
+        except OnedeskError as exc:  # dnf could not even start
+            why = str(exc)
+        signals.announce()
+        return why
+
+    not_back: list[NotBack] = []
     record = the_plan.resumed
     try:
         if record is None:
@@ -315,24 +354,47 @@ def _run(paths: Paths, the_plan: Plan, say: Callable[[str], None], signals: _Sig
                 signals.hold()
                 record = _advance(paths, record, journal.REMOVING if kind == "remove"
                                   else journal.INSTALLING, say)
-            say(f"==> {step.title}")
-            try:
-                result = dnf(step.args)
-                # Not when the plugin stopped it: the repositories would change nothing.
-                if (result.returncode and step.fallback
-                        and "onedesk-azuread" not in result.last_error()):
-                    say(f"==> {CACHE_FAILED.format(error=result.last_error())}")
-                    result = dnf(step.fallback)
-                why = f"{result.last_error()}" if result.returncode else None
-            except OnedeskError as exc:  # dnf could not even start
-                why = str(exc)
-            signals.announce()
+            why = attempt(step)
+            if why and kind == "install" and not _stopped_by_plugin(why):
+                why, not_back = (_install_apart(the_plan.reinstalled, why, attempt, say)
+                                 or (why, []))
             if why:
                 raise _failure(paths, the_plan, f"dnf {step.args[0]} failed: {why}")
         _advance(paths, record, journal.CONFIRMING, say)
     except _Interrupted as exc:
         raise _failure(paths, the_plan, None, exc.signum) from None
-    return Outcome(summary, list(signals.received))
+    return Outcome(summary, list(signals.received), not_back)
+
+
+def _stopped_by_plugin(why: str) -> bool:
+    """The plugin stopped dnf (its errors say who speaks): another try changes nothing."""
+    return "onedesk-azuread" in why
+
+
+def _install_apart(names: list[str], error: str, attempt: Callable[[Step], str | None],
+                   say: Callable[[str], None]) -> tuple[str | None, list[NotBack]] | None:
+    """After the install of everything failed: OneDesk's own packages first, then each
+    other package (a third party's, removed with onedesk-db-utils) by itself.
+
+    A package that no repository and no cache offers any more (its vendor withdrew it)
+    must not keep OneDesk uninstalled: OneDesk comes back, and the packages that could
+    not are reported. Returns (why OneDesk's own install failed, or None; the other
+    packages not installed again), or None when there is nothing to take apart.
+    """
+    ours = [name for name in names if name in ONEDESK_PACKAGES]
+    others = [name for name in names if name not in ONEDESK_PACKAGES]
+    if not others or not ours:
+        return None
+    say(f"==> {INSTALLING_APART.format(error=error)}")
+    why = attempt(_install_step(ours))
+    if why:
+        return why, []
+    not_back = []
+    for name in others:
+        reason = attempt(_install_step([name]))
+        if reason:
+            not_back.append(NotBack(name, reason))
+    return None, not_back
 
 
 def _advance(paths: Paths, record: journal.Journal, phase: str, say: Callable[[str], None]
@@ -376,6 +438,24 @@ def _worth_showing(line: str) -> bool:
     return "onedesk-azuread" in line or line.lstrip().lower().startswith(("error", "warning"))
 
 
+def install_command(root: str, names: list[str]) -> str:
+    """The dnf command that installs ``names`` in ``root``, for a person to run later."""
+    words = ["dnf"]
+    if os.path.abspath(root) != "/":
+        words.append(f"--installroot={os.path.abspath(root)}")
+    return " ".join(words + ["install", *names])
+
+
+def not_back_error(paths: Paths, not_back: list[NotBack], after) -> OnedeskError:
+    """The exit after a job done but for packages of others that could not come back."""
+    names = [item.name for item in not_back]
+    one = len(names) == 1
+    return OnedeskError(NOT_ALL_BACK.format(
+        state=after.sync, names=", ".join(names), db_utils=DB_UTILS, were="was" if one else "were",
+        are="is" if one else "are", them="it" if one else "them",
+        command=install_command(paths.root, names)))
+
+
 def interrupted_error(signums: list[int], after) -> OnedeskError:
     """The exit after a held signal: the job was finished first; the signal is reported."""
     error = OnedeskError(INTERRUPTED.format(name=signal_name(signums[0]), state=after.sync))
@@ -413,10 +493,15 @@ class Applied(namedtuple("Applied", "plan outcome after shown")):
     def changed(self) -> bool:
         return self.outcome is not None and bool(self.plan.steps)
 
+    @property
+    def not_back(self) -> list[NotBack]:
+        return list(self.outcome.not_back) if self.outcome is not None else []
+
     def as_dict(self) -> dict:
         record = {**self.shown.as_dict(), "changed": self.changed,
                   "removed": self.plan.removed,
                   "reinstalled": self.plan.reinstalled if self.outcome is not None else [],
+                  "not_reinstalled": [item.name for item in self.not_back],
                   "completed_interrupted": self.plan.resumed is not None,
                   "steps": [{"title": step.title, "args": step.args, "fallback": step.fallback}
                             for step in self.plan.steps]}
@@ -437,7 +522,9 @@ def apply(paths: Paths, say: Callable[[str], None], *, dry_run: bool = False,
     unfinished apply). ``show_plan(plan)`` is called before anything changes,
     ``confirm_removal(plan)`` before a fresh removal (it may raise to stop).
     Raises with the system's state and the completing command on failure, and
-    `interrupted_error` after a held signal (the job itself was finished).
+    `interrupted_error` after a held signal (the job itself was finished). Packages of
+    others that could not be installed again are said and listed in ``not_back``: the
+    job itself is done (`not_back_error` is the exit for them).
     """
     if if_needed:
         now = status(paths)
@@ -458,6 +545,8 @@ def apply(paths: Paths, say: Callable[[str], None], *, dry_run: bool = False,
             say(line)
         after = confirm(paths, say)
     say(f"done: {after.explain()}")
+    for item in outcome.not_back:
+        say(item.line(paths.root))
     if outcome.interrupted:
         raise interrupted_error(outcome.interrupted, after)
     return Applied(the_plan, outcome, after, operations.show(paths))

@@ -436,6 +436,8 @@ def apply_command(ctx, dry_run, yes, if_needed, as_json):
                        show_plan=show_plan, confirm_removal=confirm_removal)
     if as_json:
         click.echo(_json(done.as_dict()))
+    if done.not_back:  # OneDesk is back; a package of someone else's is not
+        raise _Failure(str(apply.not_back_error(paths, done.not_back, done.after)))
 
 
 @cli.command("rotate")

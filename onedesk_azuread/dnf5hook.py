@@ -148,9 +148,8 @@ def _check(out: _Protocol, paths: Paths, require: bool, notes: bool):
         for finding in result.notes:  # warnings (an expiry within 30 days) at warning level
             tell = out.warn if finding.severity == "warning" else out.note
             tell(hook.MSG_NOTE % finding.describe(paths.settings))
-        with_root = hook.with_root(paths)
         for finding in result.alerts:  # a passed expiry: loud, never a stop
-            out.warn(hook.MSG_EXPIRED % (paths.settings, finding.message, with_root))
+            out.warn(hook.alert(paths, finding))
     if result.blocking:
         return True, hook.blocking_message(paths, result.blocking, paths.root)
     return True, None

@@ -25,6 +25,11 @@ class StateError(OnedeskError):
     """The tool's own state cannot be read or written."""
 
 
+class UnreadableRecord(StateError):
+    """A state file is there but is not a record we can read: garbage inside, a record of a
+    newer version, or not a private regular file of ours. Its directory is sound."""
+
+
 class BashUnavailable(OnedeskError):
     """bash, the oracle for what the settings file means, could not be asked."""
 

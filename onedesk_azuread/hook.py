@@ -29,6 +29,8 @@ MSG_NO_ENTRIES_REQUIRED = ("onedesk-azuread: %s has no Azure AD entries and requ
 MSG_NOTE = "onedesk-azuread: %s"
 MSG_EXPIRED = ("onedesk-azuread: %s: %s%s (installing anyway; Azure AD sign-in fails until "
                "the secret is replaced)")
+MSG_EXPIRY_UNREADABLE = ("onedesk-azuread: %s%s (installing anyway; nothing warns before the "
+                         "secret expires until its expiry is recorded again)")
 MSG_REPAIRED = "onedesk-azuread: repaired %s in %s"
 MSG_VALIDATED = ("onedesk-azuread: %s is validated and canonical for the install scripts of %s "
                  "(checked again under the lock just now)")
@@ -42,7 +44,9 @@ MSG_NOT_RECORDED = ("onedesk-azuread: the packages were installed, but what was 
 # A passed expiry date is an error for `check` and `status`, but never stops the
 # package manager: the file did not change, and holding back every upgrade that
 # includes onedesk-db-utils (security updates too) would not make the secret valid.
+# Nor does an expiry record the tool cannot read: it says nothing about the entries.
 EXPIRED = "secret-expired"
+ALERTS = (EXPIRED, operations.EXPIRY_UNREADABLE)
 
 
 class Preflight(namedtuple("Preflight", "present blocking notes alerts")):
@@ -52,13 +56,13 @@ class Preflight(namedtuple("Preflight", "present blocking notes alerts")):
     # present: bool; any Azure AD entry at all
     # blocking: list[Finding]; errors the canonical rewrite cannot repair
     # notes: list[Finding]; repairable errors and warnings: logged, not blocking
-    # alerts: list[Finding]; errors that do not stop a transaction (a passed expiry):
-    #   logged as warnings
+    # alerts: list[Finding]; errors that do not stop a transaction (a passed expiry, an
+    #   expiry record that cannot be read): logged as warnings (``alert``)
 
 
 def blocking(findings: list[Finding]) -> list[Finding]:
     """The findings that stop a OneDesk transaction."""
-    return [f for f in validation.unrepairable_errors(findings) if f.code != EXPIRED]
+    return [f for f in validation.unrepairable_errors(findings) if f.code not in ALERTS]
 
 
 def preflight(paths: Paths, require: bool) -> Preflight:
@@ -70,9 +74,16 @@ def preflight(paths: Paths, require: bool) -> Preflight:
     if not present:
         return Preflight(False, info.findings if require else [], [], [])
     stops = blocking(info.findings)
-    alerts = [f for f in info.findings if f.code == EXPIRED]
+    alerts = [f for f in info.findings if f.code in ALERTS]
     notes = [f for f in info.findings if f not in stops and f not in alerts]
     return Preflight(True, stops, notes, alerts)
+
+
+def alert(paths: Paths, finding: Finding) -> str:
+    """The warning line for one of preflight's alerts, with the ``--root`` its fix needs."""
+    if finding.code == operations.EXPIRY_UNREADABLE:
+        return MSG_EXPIRY_UNREADABLE % (finding.message, with_root(paths))
+    return MSG_EXPIRED % (paths.settings, finding.message, with_root(paths))
 
 
 def with_root(paths: Paths) -> str:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import date
 
 from . import CLIENT_ID, KEYS, SECRET, settings, shellfile, state, validation
-from .errors import OnedeskError, Refused, VerificationFailed
+from .errors import OnedeskError, Refused, UnreadableRecord, VerificationFailed
 from .paths import Paths
 from .settings import Edit, Snapshot
 from .trust import printable
@@ -34,6 +34,14 @@ NEXT_STEP = ("Next: reinstall the OneDesk packages so their install scripts appl
 NOT_RECORDED = "not recorded (onedesk-azuread set --expires YYYY-MM-DD)"
 PRESENT_UNSUPPORTED = "present, but not a plain assignment (run: onedesk-azuread check)"
 PRESENT_NOT_LITERAL = "present, but not a literal value (run: onedesk-azuread check)"
+# An expiry record that is there but cannot be read (garbage, a newer version's, not a
+# private file of ours) is a finding, not an exception: `check` and `status` report it
+# as an error, `show` shows the entries all the same, and a package transaction only
+# warns (hook.preflight), as for a passed expiry: the entries themselves are not wrong.
+EXPIRY_UNREADABLE = "expiry-unreadable"
+MSG_EXPIRY_UNREADABLE = "the secret's recorded expiry cannot be read: {error}"
+SHOWN_EXPIRY_UNREADABLE = "unknown: {error}"
+EXPIRY_ONLY = "the entries are correct, but the tool's record of the secret's expiry is not"
 
 
 def owner_name(uid: int | None) -> str | None:
@@ -45,7 +53,8 @@ def owner_name(uid: int | None) -> str | None:
         return str(uid)
 
 
-class Inspection(namedtuple("Inspection", "snapshot expires findings")):
+class Inspection(namedtuple("Inspection", "snapshot expires findings expiry_error",
+                             defaults=(None,))):
     """The settings file as read, its recorded expiry and, if asked, its findings.
 
     `show` is this record: ``as_dict`` is `show --json`, ``lines`` its text.
@@ -55,6 +64,7 @@ class Inspection(namedtuple("Inspection", "snapshot expires findings")):
     # snapshot: Snapshot
     # expires: date | None
     # findings: list[Finding]; empty when not validated
+    # expiry_error: str | None; why the expiry record cannot be read (then expires is None)
 
     @property
     def values(self) -> dict[str, str | None]:
@@ -81,6 +91,7 @@ class Inspection(namedtuple("Inspection", "snapshot expires findings")):
             "secret": secret if (reveal or secret is None) else mask(secret),
             "secret_revealed": bool(reveal and secret is not None),
             "expires": self.expires.isoformat() if self.expires else None,
+            "expiry_error": self.expiry_error,
         }
 
     def lines(self, reveal: bool = False, today: date | None = None) -> list[str]:
@@ -90,7 +101,9 @@ class Inspection(namedtuple("Inspection", "snapshot expires findings")):
         if snap.exists:
             file_line += f" (mode {record['mode']}, owner {record['owner']})"
         expires = NOT_RECORDED
-        if self.expires:
+        if self.expiry_error:
+            expires = SHOWN_EXPIRY_UNREADABLE.format(error=self.expiry_error)
+        elif self.expires:
             days = (self.expires - (today or date.today())).days
             left = f"in {days} days" if days >= 0 else "EXPIRED"
             expires = f"{self.expires.isoformat()} ({left})"
@@ -120,7 +133,10 @@ def inspect(paths: Paths, today: date | None = None, validate: bool = True) -> I
 def _inspected(paths: Paths, snapshot: Snapshot, today: date | None = None,
                validate: bool = True) -> Inspection:
     """The findings for one snapshot of the file (as read by ``inspect`` or under the lock)."""
-    expires = state.load_expiry(paths.state_dir, snapshot.doc.value(SECRET))
+    try:
+        expires, unreadable = state.load_expiry(paths.state_dir, snapshot.doc.value(SECRET)), None
+    except UnreadableRecord as exc:  # its directory's problems stay errors: StateError
+        expires, unreadable = None, str(exc)
     findings = []
     if validate:
         if snapshot.exists:
@@ -129,7 +145,16 @@ def _inspected(paths: Paths, snapshot: Snapshot, today: date | None = None,
             snapshot = snapshot._replace(doc=_as_bash_reads(snapshot.doc))
         findings = validation.validate(snapshot.doc, mode=snapshot.mode, uid=snapshot.uid,
                                        nlink=snapshot.nlink, expires=expires, today=today)
-    return Inspection(snapshot, expires, findings)
+        if unreadable:
+            findings = validation.errors(findings) + [expiry_unreadable(unreadable)] + [
+                f for f in findings if f.severity != validation.ERROR]
+    return Inspection(snapshot, expires, findings, unreadable)
+
+
+def expiry_unreadable(error: str) -> Finding:
+    """The finding for an expiry record that cannot be read (``error``: why, and the fix)."""
+    return Finding(EXPIRY_UNREADABLE, validation.ERROR, None,
+                   MSG_EXPIRY_UNREADABLE.format(error=error), False)
 
 
 def _as_bash_reads(doc: shellfile.Document) -> shellfile.Document:
@@ -193,7 +218,9 @@ class CheckResult(namedtuple("CheckResult", "inspection repaired values online c
         """The summary `check` says on stderr."""
         said = [f"repaired: {f.code}" + (f" ({f.key})" if f.key else "") for f in self.repaired]
         findings = self.inspection.findings
-        if self.errors:
+        if self.errors and all(f.code == EXPIRY_UNREADABLE for f in self.errors):
+            said.append(f"{self.path}: {len(self.errors)} error(s): {EXPIRY_ONLY}")
+        elif self.errors:
             said.append(f"{self.path}: {len(self.errors)} error(s): OneDesk would not get "
                         f"correct Azure AD values")
         else:

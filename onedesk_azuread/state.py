@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterator
 from datetime import date, datetime, timezone
 
-from .errors import StateError
+from .errors import StateError, UnreadableRecord
 from .fsutil import (
     describe_oserror,
     private_directory,
@@ -27,6 +27,9 @@ from .fsutil import locked as fsutil_locked
 from .shellfile import LazyPattern
 
 EXPIRY_FILE = "expiry.json"
+# The expiry record's format. A record without "version" is version 1 (written before the
+# field was); fields this version does not know are ignored, so a newer version may add some.
+EXPIRY_VERSION = 1
 
 # hashlib, hmac, secrets and json are imported where used: hashlib loads
 # OpenSSL, and `show` on a server with no recorded expiry needs none of them.
@@ -90,15 +93,16 @@ def locked(state_dir: str) -> Iterator[None]:
 
 
 def _load(path: str, fix: str | None = None) -> dict | None:
-    """A JSON object from the state file ``path``, None when absent; garbage is a StateError.
+    """A JSON object from the state file ``path``, None when absent.
 
-    The directory is checked first; the file is read without following links or
-    blocking (fsutil.read_private_file). ``fix`` ends every error message.
+    The directory is checked first (a StateError); the file is read without following
+    links or blocking (fsutil.read_private_file): a file that is not ours, or garbage
+    in it, is an UnreadableRecord. ``fix`` ends every error message.
     """
     fix = fix or _fix_for(path)
     if not state_directory(os.path.dirname(os.path.abspath(path))):
         return None
-    data = read_private_file(path, STATE_FILE_LIMIT, StateError, fix)
+    data = read_private_file(path, STATE_FILE_LIMIT, UnreadableRecord, fix)
     if data is None:
         return None
     import json  # only now: `show` without a recorded expiry never pays for it
@@ -106,9 +110,9 @@ def _load(path: str, fix: str | None = None) -> dict | None:
     try:
         record = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):  # deep nesting: RecursionError
-        raise StateError(f"{path}: is not valid JSON; {fix}") from None
+        raise UnreadableRecord(f"{path}: is not valid JSON; {fix}") from None
     if not isinstance(record, dict):
-        raise StateError(f"{path}: is not a JSON object; {fix}")
+        raise UnreadableRecord(f"{path}: is not a JSON object; {fix}")
     return record
 
 
@@ -123,22 +127,37 @@ def save_json(state_dir: str, name: str, record: dict) -> None:
         replace_file(path, data, uid=0, gid=0, error=StateError)
 
 
+NOT_AN_EXPIRY_RECORD = "{path}: is not an expiry record; " + FIX_EXPIRY
+NEWER_EXPIRY_RECORD = ("{path}: is a version {version} expiry record, from a newer onedesk-azuread "
+                       "than this one (version " + str(EXPIRY_VERSION) + "); update "
+                       "onedesk-azuread, or " + FIX_EXPIRY)
+EXPIRY_NOT_A_DATE = "{path}: its expiry is not a date written YYYY-MM-DD; " + FIX_EXPIRY
+
+
 def load_expiry(state_dir: str, secret: str | None) -> date | None:
-    """The expiry recorded for ``secret``, or None (none recorded, or for another secret)."""
+    """The expiry recorded for ``secret``, or None (none recorded, or for another secret).
+
+    A record that is there but cannot be read is an UnreadableRecord (the callers
+    report it as a finding); a state directory that cannot be trusted, a StateError.
+    """
     if not secret:
         return None
     path = os.path.join(state_dir, EXPIRY_FILE)
     record = _load(path)
     if record is None:
         return None
+    version = record.get("version", EXPIRY_VERSION)
+    if not (type(version) is int and version == EXPIRY_VERSION):  # True == 1: not a version
+        newer = type(version) is int and version > EXPIRY_VERSION
+        raise UnreadableRecord((NEWER_EXPIRY_RECORD if newer else NOT_AN_EXPIRY_RECORD)
+                               .format(path=path, version=version))
     expires, hint, length = (record.get(k) for k in ("expires", "secret_hint", "secret_length"))
     if not (isinstance(expires, str) and isinstance(hint, str) and type(length) is int):
-        raise StateError(f"{path}: is not an expiry record; {FIX_EXPIRY}")
+        raise UnreadableRecord(NOT_AN_EXPIRY_RECORD.format(path=path))
     try:
         when = parse_date(expires)
     except ValueError:
-        raise StateError(f"{path}: its expiry is not a date written YYYY-MM-DD; "
-                         f"{FIX_EXPIRY}") from None
+        raise UnreadableRecord(EXPIRY_NOT_A_DATE.format(path=path)) from None
     if (hint, length) != secret_label(secret):
         return None
     return when
@@ -154,6 +173,7 @@ def secret_label(secret: str):
 def save_expiry(state_dir: str, secret: str, expires: date) -> None:
     hint, length = secret_label(secret)
     save_json(state_dir, EXPIRY_FILE, {
+        "version": EXPIRY_VERSION,
         "expires": expires.isoformat(),
         "recorded": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "secret_hint": hint,

@@ -8,6 +8,7 @@ from . import CLIENT_ID, SECRET, journal, operations, packages, state, validatio
 from .paths import Paths
 
 NOT_INSTALLED = "not installed"
+EXPIRY_UNREADABLE = "unknown: the record cannot be read (run: onedesk-azuread check)"
 
 
 class Unfinished(namedtuple("Unfinished", "journal missing running")):
@@ -85,7 +86,10 @@ class Status(namedtuple("Status", "path errors sync applied installed expires un
                         f"{', '.join(self.applied.get('packages', []))}")
         said += [f"package:   {name}: {nevra or NOT_INSTALLED}"
                  for name, nevra in self.installed.items()]
-        said.append(f"expires:   {self.expires.isoformat() if self.expires else 'not recorded'}")
+        expires = self.expires.isoformat() if self.expires else "not recorded"
+        if any(f.code == operations.EXPIRY_UNREADABLE for f in self.errors):
+            expires = EXPIRY_UNREADABLE
+        said.append(f"expires:   {expires}")
         return said
 
     def as_dict(self) -> dict:

@@ -338,6 +338,111 @@ def test_without_a_cache_the_install_falls_back_to_the_repositories(new_root, tm
     assert_completed(root)
 
 
+# --- A package of someone else's that no repository offers any more ----------------------
+
+def own_repository(root, tmp_path):
+    """A private copy of the bed's main repository for this root (a test may take a
+    package out of it); returns its directory."""
+    import shutil
+
+    repo = tmp_path / "own-repo"
+    shutil.copytree(os.path.join(root.bed.top, "repos", "main"), repo)
+    root.set_repo("main", url=f"file://{repo}")
+    return repo
+
+
+def withdraw_addon_command(root, repo):
+    """The add-on's vendor withdraws it: out of the repository, and out of dnf's cache."""
+    return (f"rm -f {repo}/{ADDON}-*.rpm && createrepo_c -q --update {repo} && "
+            f"dnf -q -c {root.conf} --releasever=9 --installroot={root.path} clean all")
+
+
+@pytest.mark.parametrize("when", ["after-a-kill", "during-the-apply"])
+def test_a_package_no_repository_offers_any_more_never_keeps_onedesk_uninstalled(
+        new_root, tmp_path, when):
+    root = new_root()
+    repo = own_repository(root, tmp_path)
+    installed_with_new_secret(root)
+    withdraw = withdraw_addon_command(root, repo)
+    if when == "after-a-kill":
+        # Killed once the removal took OneDesk and the add-on; then the add-on is withdrawn.
+        killed = apply_process(root, env_with(root, dnf_wrapper(
+            tmp_path / "dnf-kill", after={"remove": KILL_APPLY})))
+        killed.communicate(timeout=300)
+        assert killed.returncode == -signal.SIGKILL
+        wait_until_done(root)
+        assert root.installed() == []
+        subprocess.run(["sh", "-c", withdraw], env=root.env, check=True)
+        result = cli(root, "apply", "-y", "--json")
+        done = json.loads(result.stdout)
+        assert done["not_reinstalled"] == [ADDON] and done["completed_interrupted"] is True
+        assert done["status"]["state"] == "in sync"
+    else:  # withdrawn between the removal and the install
+        result = cli(root, "apply", "-y", env=env_with(root, dnf_wrapper(
+            tmp_path / "dnf-withdraw", after={"remove": withdraw})))
+    assert not any(name.startswith(ADDON) for name in os.listdir(repo))
+
+    assert result.exit_code == 1, result.stderr
+    lines = result.stderr.strip().splitlines()
+    command = f"dnf --installroot={root.path} install {ADDON}"
+    said = [line for line in lines if line.startswith(f"{ADDON} was removed with ")]
+    assert len(said) == 1, result.stderr
+    assert said[0].startswith(f"{ADDON} was removed with onedesk-db-utils and could not be "
+                              f"installed again (")
+    assert said[0].endswith(f"install it when a repository offers it again: {command}")
+    assert lines[-1] == (f"Error: OneDesk's packages are installed again (in sync), but {ADDON} "
+                         f"was removed with onedesk-db-utils and is not: install it when a "
+                         f"repository offers it again: {command}")
+    # OneDesk is back, installed afresh with the new settings; the journal is finished.
+    assert root.installed() == sorted(f"{name}-2.0-1" for name in ONEDESK)
+    for name in ONEDESK:
+        assert root.seen(name)["sourced_cis"] == OTHER_SECRET, name
+        assert root.seen(name)["args"] == ["1", "1"], name
+    assert not os.path.exists(journal_path(root))
+    after = cli(root, "status")
+    assert after.exit_code == 0, after.stdout
+    assert "in sync" in after.stdout and "unfinished" not in after.stdout
+    assert_no_secret_in(result.stdout, result.stderr, root.logs())
+
+
+def test_an_expiry_record_that_cannot_be_read_does_not_stop_completing_an_apply(new_root,
+                                                                                tmp_path):
+    root = new_root()
+    installed_with_new_secret(root)
+    killed = apply_process(root, env_with(root, dnf_wrapper(
+        tmp_path / "dnf-kill", after={"remove": KILL_APPLY})))
+    killed.communicate(timeout=300)
+    wait_until_done(root)
+    assert root.installed() == []
+    record = os.path.join(os.path.dirname(journal_path(root)), "expiry.json")
+    with open(record, "w") as handle:
+        handle.write('{"expires": "2099-01-31", "secr')  # a write cut short
+    os.chmod(record, 0o600)
+    done = cli(root, "apply", "-y")
+    assert done.exit_code == 0, done.stderr
+    assert "done: in sync" in done.stderr
+    assert root.installed() == EVERYTHING and not os.path.exists(journal_path(root))
+    report = cli(root, "status")  # the record is still an error, reported where it belongs
+    assert report.exit_code == 1 and "expiry-unreadable" in report.stdout
+
+
+def test_an_unavailable_package_of_onedesk_itself_still_keeps_the_journal(new_root, tmp_path):
+    # OneDesk's own packages cannot be left out: the job stays journalled until they are back.
+    root = new_root()
+    repo = own_repository(root, tmp_path)
+    installed_with_new_secret(root)
+    withdraw = (f"rm -f {repo}/onedesk-customerapps-*.rpm && createrepo_c -q --update {repo} "
+                f"&& dnf -q -c {root.conf} --releasever=9 --installroot={root.path} clean all")
+    result = cli(root, "apply", "-y", env=env_with(root, dnf_wrapper(
+        tmp_path / "dnf-withdraw", after={"remove": withdraw})))
+    assert result.exit_code == 1
+    message = result.stderr.strip().splitlines()[-1]
+    assert "onedesk-customerapps" in message and "NOT installed again" in message
+    assert message.endswith(f"Complete the job with: onedesk-azuread --root {root.path} apply")
+    assert os.path.exists(journal_path(root))
+    assert "onedesk-customerapps" not in " ".join(root.installed())
+
+
 # --- dnf's progress, live ----------------------------------------------------------------
 
 def test_dnf_output_is_shown_as_it_comes_and_the_summary_comes_last(new_root, tmp_path):

@@ -170,7 +170,7 @@ def test_show_masks_unless_reveal(run, settings_path):
     assert data == {"file": str(settings_path), "exists": True, "mode": "0600",
                     "owner": "root" if os.geteuid() == 0 else data["owner"],
                     "client_id": CLIENT_ID, "secret": SECRET[:3] + "…",
-                    "secret_revealed": False, "expires": None}
+                    "secret_revealed": False, "expires": None, "expiry_error": None}
     assert json.loads(run("show", "--json", "--reveal").stdout)["secret"] == SECRET
     assert SECRET in run("show", "--reveal").stdout
 
@@ -203,6 +203,54 @@ def test_check_exit_codes_and_json(run, settings_path):
     assert report["findings"][0]["code"] == "secret-is-secret-id"
     assert set(report["findings"][0]) == {"code", "severity", "key", "line", "message",
                                           "repairable"}
+
+
+UNREADABLE_EXPIRY = {
+    "truncated": b'{"expires": "2099-01-31", "secret_hi',
+    "hand-edited": json.dumps({"expires": "31/01/2099", "secret_hint": SECRET[:3],
+                               "secret_length": len(SECRET)}).encode(),
+    "wrong-types": json.dumps({"expires": "2099-01-31", "secret_hint": SECRET[:3],
+                               "secret_length": "40"}).encode(),
+    "newer-version": json.dumps({"version": 2, "expires": "2099-01-31T00:00:00Z"}).encode(),
+}
+
+
+@pytest.mark.parametrize("content", list(UNREADABLE_EXPIRY.values()),
+                         ids=list(UNREADABLE_EXPIRY))
+def test_an_unreadable_expiry_record_is_an_error_for_check_and_status_and_show_shows(
+        run, root, settings_path, content):
+    set_good(run)
+    record = root / "var/lib/onedesk-azuread/expiry.json"
+    record.write_bytes(content)
+    record.chmod(0o600)
+    fix = "onedesk-azuread set --expires YYYY-MM-DD"
+
+    checked = run("check")
+    assert checked.exit_code == 1
+    assert checked.stdout.count("\n") == 1 and f"{settings_path}: error: " in checked.stdout
+    assert "recorded expiry cannot be read" in checked.stdout
+    assert str(record) in checked.stdout and fix in checked.stdout
+    assert "the entries are correct" in checked.stderr
+    report = json.loads(run("check", "--json").stdout)
+    assert report["ok"] is False and report["errors"] == 1
+    assert [f["code"] for f in report["findings"]] == ["expiry-unreadable"]
+
+    now = run("status")
+    assert now.exit_code == 1
+    assert "1 error(s) (expiry-unreadable); run: onedesk-azuread check" in now.stdout
+    assert "expires:   unknown: the record cannot be read" in now.stdout
+    assert json.loads(run("status", "--json").stdout)["errors"] == ["expiry-unreadable"]
+
+    shown = run("show")
+    assert shown.exit_code == 0, shown.stderr
+    assert CLIENT_ID in shown.stdout and f"{SECRET[:3]}… (masked" in shown.stdout
+    assert f"expires:      unknown: {record}: " in shown.stdout and fix in shown.stdout
+    data = json.loads(run("show", "--json").stdout)
+    assert (data["client_id"], data["expires"]) == (CLIENT_ID, None)
+    assert data["expiry_error"].startswith(f"{record}: ")
+    for result in (checked, now, shown):
+        no_secret_in(result)
+    assert record.read_bytes() == content  # reported, never rewritten or removed
 
 
 def test_check_fix_repairs_windows_line_endings_mode_and_owner(run, settings_path):

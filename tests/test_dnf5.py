@@ -389,3 +389,36 @@ def test_a_passed_expiry_date_warns_and_never_stops_dnf5(root):
     assert f"the client secret expired on {past.isoformat()}" in said
     assert "installing anyway" in said
     assert_no_secret(root, said)
+
+
+@pytest.mark.parametrize("content", [
+    '{"expires": "2099-01-31", "secr',  # a write cut short
+    json.dumps({"version": 2, "expires": "2099-01-31"}),  # a newer version's record
+], ids=["truncated", "newer-version"])
+def test_an_unreadable_expiry_record_warns_and_never_stops_dnf5(root, content):
+    root.write_settings(GOOD)
+    os.makedirs(root.state_dir, mode=0o700)
+    path = os.path.join(root.state_dir, "expiry.json")
+    with open(path, "w") as handle:
+        handle.write(content)
+    os.chmod(path, 0o600)
+    inside = f"{root.inside}/var/lib/onedesk-azuread/expiry.json"  # as the hook names it
+    for action in (("install", "onedesk-db-utils-1.0"), ("upgrade",)):
+        result = root.dnf(*action)  # exit 0: the transaction went ahead
+        said = output(result)
+        warned = [line for line in result.stderr.splitlines() if "expiry.json" in line]
+        assert len(warned) == 1, said
+        assert warned[0].startswith(f"onedesk-azuread: the secret's recorded expiry cannot be "
+                                    f"read: {inside}: ")
+        assert "installing anyway" in warned[0]
+        assert f"onedesk-azuread set --expires YYYY-MM-DD --root {root.inside}" in warned[0]
+        assert STOPPED not in said
+        assert_no_secret(root, said)
+    assert root.installed() == ["onedesk-db-utils-2.0-1"]
+    assert root.seen("onedesk-db-utils")["sourced_cis"] == SECRET
+    assert applied(root)["packages"] == ["onedesk-db-utils-2.0-1.noarch"]
+    check = root.cli("check", "--json")
+    assert check.returncode == 1
+    assert [f["code"] for f in json.loads(check.stdout)["findings"]] == ["expiry-unreadable"]
+    with open(path) as handle:
+        assert handle.read() == content  # reported, never rewritten

@@ -13,7 +13,7 @@ from .conftest import CLIENT_ID, OTHER_SECRET, SECRET
 
 GOOD = f"AZUREAD_CID={CLIENT_ID}\nAZUREAD_CIS={SECRET}\n"
 SHOW_FIELDS = {"file", "exists", "mode", "owner", "client_id", "secret", "secret_revealed",
-               "expires"}
+               "expires", "expiry_error"}
 
 
 def as_json(result):

@@ -57,6 +57,21 @@ def test_a_passed_expiry_alerts_but_never_stops(paths):
     assert found.blocking == [] and codes(found.alerts) == ["secret-expired"]
 
 
+def test_an_unreadable_expiry_record_alerts_but_never_stops(paths):
+    write_settings(paths, GOOD)
+    state.state_directory(paths.state_dir, create=True)
+    with open(f"{paths.state_dir}/expiry.json", "w") as handle:
+        handle.write('{"expires": ')
+    found = hook.preflight(paths, require=True)
+    assert found.blocking == [] and codes(found.alerts) == ["expiry-unreadable"]
+    said = hook.alert(paths._replace(root="/srv/root"), found.alerts[0])
+    assert said.startswith("onedesk-azuread: the secret's recorded expiry cannot be read: ")
+    assert "expiry.json: is not valid JSON" in said and "installing anyway" in said
+    assert "onedesk-azuread set --expires YYYY-MM-DD --root /srv/root" in said
+    repaired, values = hook.inject(paths)  # the check under the lock does not stop either
+    assert values == {"AZUREAD_CID": CLIENT_ID, "AZUREAD_CIS": SECRET}
+
+
 def test_inject_repairs_and_returns_the_pair_that_record_records(paths):
     write_settings(paths, GOOD.replace("\n", "\r\n"))
     repaired, values = hook.inject(paths)

@@ -1,5 +1,5 @@
 """The dnf plugin's guarantees under faults: where the secret goes, what is checked just before
-the install, a bad plugin configuration, a passed expiry date.
+the install, a bad plugin configuration, a passed expiry date, an expiry record it cannot read.
 
 The dnf scenarios use the real rpm/dnf bed (tests/rpmbed.py); the race is also driven
 directly through onedesk_azuread.hook on a throw-away root, without dnf.
@@ -333,3 +333,49 @@ def test_a_passed_expiry_date_warns_in_dnf_and_stays_an_error_for_check(new_root
     assert check.exit_code == 1
     assert "secret-expired" in [f["code"] for f in json.loads(check.stdout)["findings"]]
     assert cli(root, "status").exit_code == 1
+
+
+def unreadable_expiry_record(root, tmp_path, kind):
+    """An expiry.json the tool cannot read, as a truncated write, a newer version or a
+    planted link would leave it; returns its path."""
+    state_dir = os.path.join(root.path, "var/lib/onedesk-azuread")
+    os.makedirs(state_dir, mode=0o700)
+    path = os.path.join(state_dir, "expiry.json")
+    if kind == "symlink":  # to a record that would apply, if it were followed
+        elsewhere = tmp_path / "elsewhere.json"
+        elsewhere.write_text(json.dumps({"expires": "2020-01-31", "secret_hint": SECRET[:3],
+                                         "secret_length": len(SECRET)}))
+        os.symlink(elsewhere, path)
+        return path
+    content = {"truncated": '{"expires": "2099-01-31", "secr',
+               "newer-version": json.dumps({"version": 2, "expires": "2099-01-31"})}[kind]
+    with open(path, "w") as handle:
+        handle.write(content)
+    os.chmod(path, 0o600)
+    return path
+
+
+@pytest.mark.parametrize("kind", ["truncated", "newer-version", "symlink"])
+def test_an_unreadable_expiry_record_warns_in_dnf_and_stays_an_error_for_check(new_root,
+                                                                               tmp_path, kind):
+    root = new_root()
+    root.write_settings(GOOD)
+    path = unreadable_expiry_record(root, tmp_path, kind)
+    for action in (("install", "onedesk-db-utils-1.0"), ("upgrade",)):
+        result = root.dnf(*action)  # exit 0: the transaction went ahead
+        warned = [line for line in result.stderr.splitlines() if "expiry.json" in line]
+        assert len(warned) == 1, output(result)
+        assert warned[0].startswith(f"onedesk-azuread: the secret's recorded expiry cannot be "
+                                    f"read: {path}: ")
+        assert "installing anyway" in warned[0]
+        assert f"onedesk-azuread set --expires YYYY-MM-DD --root {root.path}" in warned[0]
+        assert "2020-01-31" not in output(result)  # a link is never followed
+        assert_clean(root, result)
+    assert root.installed() == ["onedesk-db-utils-2.0-1"]
+    assert root.seen("onedesk-db-utils")["sourced_cis"] == SECRET
+    assert json.loads(cli(root, "status", "--json").stdout)["state"] == "in sync"
+    check = cli(root, "check", "--json")
+    assert check.exit_code == 1
+    assert [f["code"] for f in json.loads(check.stdout)["findings"]] == ["expiry-unreadable"]
+    assert cli(root, "status").exit_code == 1
+    assert os.path.islink(path) == (kind == "symlink")  # reported, never replaced

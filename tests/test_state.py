@@ -27,7 +27,7 @@ STATE = "var/lib/onedesk-azuread"
 MAIN = "import sys; from onedesk_azuread.cli import main; sys.argv[0] = 'onedesk-azuread'; main()"
 # The library calls the dnf plugin makes (preflight in `resolved`, inject in
 # `pre_transaction`, record in `transaction`); any OnedeskError the plugin turns into a dnf
-# error. Printed here, one line, exit 1.
+# error. Printed here, one line, exit 1; preflight's alerts (warnings) on stdout.
 PLUGIN = """
 import sys
 from onedesk_azuread import hook
@@ -37,7 +37,8 @@ paths = Paths.under(sys.argv[1])
 try:
     for step in sys.argv[2:]:
         if step == "preflight":
-            hook.preflight(paths, False)
+            for finding in hook.preflight(paths, False).alerts:
+                print(hook.alert(paths, finding))
         elif step == "inject":
             hook.inject(paths)
         elif step == "record":
@@ -82,9 +83,9 @@ def configured(root, settings_path):
     return root / STATE
 
 
-def expiry_record(expires="2099-01-31", hint=SECRET[:3], length=len(SECRET)):
+def expiry_record(expires="2099-01-31", hint=SECRET[:3], length=len(SECRET), **more):
     return json.dumps({"expires": expires, "recorded": "2026-12-01T00:00:00+00:00",
-                       "secret_hint": hint, "secret_length": length})
+                       "secret_hint": hint, "secret_length": length, **more})
 
 
 def write_state(state_dir, name, text, mode=0o600):
@@ -95,14 +96,42 @@ def write_state(state_dir, name, text, mode=0o600):
     return path
 
 
-# --- State files: never followed, never waited on, bounded, garbage is one line ---------------
+def unreadable_expiry(root, path, *words):
+    """An expiry record that cannot be read: `show` still shows the entries and says why the
+    expiry is unknown (exit 0); `check` reports an `expiry-unreadable` error naming the file
+    and the fix (exit 1). No traceback; the file is left as it is."""
+    fix = "onedesk-azuread set --expires YYYY-MM-DD"
+    shown = cli(root, "show")
+    assert shown.returncode == 0, shown.stderr
+    assert f"AZUREAD_CID:  {CLIENT_ID}" in shown.stdout
+    assert f"AZUREAD_CIS:  {SECRET[:3]}… (masked" in shown.stdout
+    expires = [line for line in shown.stdout.splitlines() if line.startswith("expires:")]
+    assert len(expires) == 1 and f"unknown: {path}: " in expires[0], shown.stdout
+    for word in (fix, *words):
+        assert word in expires[0], expires[0]
+    data = json.loads(cli(root, "show", "--json").stdout)
+    assert data["client_id"] == CLIENT_ID and data["expires"] is None
+    assert data["expiry_error"].startswith(f"{path}: ") and fix in data["expiry_error"]
+    checked = cli(root, "check")
+    assert checked.returncode == 1, checked.stderr
+    errors = [line for line in checked.stdout.splitlines() if ": error: " in line]
+    assert len(errors) == 1 and "recorded expiry cannot be read" in errors[0], checked.stdout
+    for word in (str(path), fix, *words):
+        assert word in errors[0], errors[0]
+    findings = json.loads(cli(root, "check", "--json").stdout)["findings"]
+    assert [(f["code"], f["severity"]) for f in findings] == [("expiry-unreadable", "error")]
+    for proc in (shown, checked):
+        assert "Traceback" not in proc.stderr
+        assert SECRET not in proc.stdout + proc.stderr
 
-@pytest.mark.parametrize("command", [("show",), ("check",), ("show", "--json")])
-def test_a_fifo_in_place_of_expiry_json_does_not_hang_the_cli(configured, command):
+
+# --- State files: never followed, never waited on, bounded, garbage is a finding --------------
+
+def test_a_fifo_in_place_of_expiry_json_does_not_hang_the_cli(configured):
     configured.mkdir(parents=True, mode=0o700)
     os.mkfifo(configured / "expiry.json", 0o600)
-    proc = cli(configured.parents[2], *command)
-    one_line_error(proc, str(configured / "expiry.json"), "is not a regular file")
+    unreadable_expiry(configured.parents[2], configured / "expiry.json", "is not a regular file")
+    assert stat.S_ISFIFO(os.lstat(configured / "expiry.json").st_mode)
 
 
 @pytest.mark.parametrize("name, steps", [("expiry.json", ["preflight"]),
@@ -112,12 +141,31 @@ def test_a_fifo_in_place_of_a_state_file_does_not_hang_the_plugin(configured, na
     configured.mkdir(parents=True, mode=0o700)
     os.mkfifo(configured / name, 0o600)
     proc = plugin(configured.parents[2], *steps)
+    # Writing replaces the FIFO by rename; reading refuses it: nothing opened it, nothing
+    # waited, and an expiry record that cannot be read never stops the transaction.
+    assert proc.returncode == 0, proc.stderr
     if name == "applied.json":
-        # Writing replaces the FIFO by rename: nothing opened it, nothing waited.
-        assert proc.returncode == 0, proc.stderr
         assert state.load_applied(str(configured))["packages"] == ["p-1-1.noarch"]
         return
-    one_line_error(proc, str(configured / name), "is not a regular file")
+    if steps == ["preflight"]:
+        warned = proc.stdout.strip().splitlines()
+        assert len(warned) == 1 and "is not a regular file" in warned[0], proc.stdout
+        assert str(configured / name) in warned[0] and "installing anyway" in warned[0]
+
+
+@pytest.mark.parametrize("steps", [["preflight"], ["preflight", "inject", "record"]])
+def test_an_unreadable_expiry_record_warns_and_never_stops_the_plugin(configured, steps):
+    path = write_state(configured, "expiry.json", b'{"expires": "2099-0')  # cut short
+    proc = plugin(configured.parents[2], *steps)
+    assert proc.returncode == 0, proc.stderr
+    warned = proc.stdout.strip().splitlines()
+    assert len(warned) == 1 and warned[0].startswith("onedesk-azuread: "), proc.stdout
+    assert f"{path}: is not valid JSON" in warned[0] and "installing anyway" in warned[0]
+    assert f"onedesk-azuread set --expires YYYY-MM-DD --root {configured.parents[2]}" \
+        in warned[0]
+    if "record" in steps:
+        assert state.load_applied(str(configured))["packages"] == ["p-1-1.noarch"]
+    assert path.read_bytes() == b'{"expires": "2099-0'  # reported, never rewritten
 
 
 LOAD_APPLIED = """
@@ -142,16 +190,15 @@ def test_a_fifo_in_place_of_applied_json_is_refused_not_read(configured):
                          "packages with: onedesk-azuread apply")
 
 
-@pytest.mark.parametrize("command", [("show",), ("check",)])
-def test_a_symlinked_state_file_is_never_followed(configured, tmp_path, command):
+def test_a_symlinked_state_file_is_never_followed(configured, tmp_path):
     elsewhere = tmp_path / "elsewhere.json"
     elsewhere.write_text(expiry_record())  # a record that would apply, if it were followed
     configured.mkdir(parents=True, mode=0o700)
     (configured / "expiry.json").symlink_to(elsewhere)
-    proc = cli(configured.parents[2], *command)
-    one_line_error(proc, str(configured / "expiry.json"), "symbolic link",
-                   "onedesk-azuread set --expires YYYY-MM-DD")
+    unreadable_expiry(configured.parents[2], configured / "expiry.json", "symbolic link")
+    assert "2099-01-31" not in cli(configured.parents[2], "show").stdout
     assert elsewhere.read_text() == expiry_record()
+    assert os.path.islink(configured / "expiry.json")
 
 
 def test_a_symlinked_applied_record_is_never_followed(configured, tmp_path):
@@ -167,10 +214,10 @@ def test_a_symlinked_applied_record_is_never_followed(configured, tmp_path):
 def test_a_state_file_another_user_could_have_written_is_not_trusted(configured):
     path = write_state(configured, "expiry.json", expiry_record())
     os.chown(path, 1000, 1000)
-    one_line_error(cli(configured.parents[2], "show"), str(path), "cannot be trusted")
+    unreadable_expiry(configured.parents[2], path, "cannot be trusted")
     os.chown(path, 0, 0)
     path.chmod(0o622)  # writable by group and others
-    one_line_error(cli(configured.parents[2], "show"), str(path), "cannot be trusted")
+    unreadable_expiry(configured.parents[2], path, "cannot be trusted")
 
 
 GARBAGE = [
@@ -188,16 +235,42 @@ GARBAGE = [
     expiry_record(length="40").encode(),
     expiry_record(length=True).encode(),
     b'{"expires": "2099-01-31"}',
+    b'{"expires": "2099-01-31", "secret_hint": "Xk7", "secret_len',  # cut short
+    expiry_record(version=True).encode(),  # True == 1 in Python: not a version
+    expiry_record(version="1").encode(),
+    expiry_record(version=0).encode(),
 ]
 
 
 @pytest.mark.parametrize("content", GARBAGE, ids=range(len(GARBAGE)))
-@pytest.mark.parametrize("command", [("show",), ("check",)])
-def test_garbage_in_expiry_json_is_a_one_line_error_naming_file_and_fix(configured, content,
-                                                                        command):
+def test_garbage_in_expiry_json_is_an_error_finding_naming_file_and_fix(configured, content):
     path = write_state(configured, "expiry.json", content)
-    proc = cli(configured.parents[2], *command)
-    one_line_error(proc, str(path), "onedesk-azuread set --expires YYYY-MM-DD")
+    unreadable_expiry(configured.parents[2], path)
+
+
+def test_an_expiry_record_from_a_newer_version_is_named_as_such(configured):
+    # A format this version does not know: its fields may mean something else now.
+    path = write_state(configured, "expiry.json", json.dumps(
+        {"version": 2, "expires": {"date": "2099-01-31"}, "secret": {"hint": SECRET[:3]}}))
+    unreadable_expiry(configured.parents[2], path, "is a version 2 expiry record, from a newer "
+                      "onedesk-azuread", "update onedesk-azuread")
+
+
+@pytest.mark.parametrize("more", [{"version": 1}, {"key_id": "a1b2", "note": ["anything"]}],
+                         ids=["version-1", "unknown-fields"])
+def test_an_expiry_record_with_fields_we_do_not_know_still_reads(configured, more):
+    # A newer version may add fields without changing the format (they are ignored).
+    write_state(configured, "expiry.json", expiry_record(**more))
+    proc = cli(configured.parents[2], "show", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["expires"] == "2099-01-31"
+
+
+def test_a_recorded_expiry_carries_its_version(configured):
+    state.save_expiry(str(configured), SECRET, state.parse_date("2099-01-31"))
+    record = json.loads((configured / "expiry.json").read_text())
+    assert record["version"] == state.EXPIRY_VERSION == 1
+    assert state.load_expiry(str(configured), SECRET) == state.parse_date("2099-01-31")
 
 
 @pytest.mark.parametrize("record", [
@@ -217,7 +290,7 @@ def test_garbage_in_applied_json_is_a_state_error(configured, record):
 def test_an_oversized_state_file_is_refused(configured):
     padded = expiry_record()[:-1] + " " * (70 * 1024) + "}"  # still valid JSON
     path = write_state(configured, "expiry.json", padded)
-    one_line_error(cli(configured.parents[2], "show"), str(path), "more than the 65536 bytes")
+    unreadable_expiry(configured.parents[2], path, "more than the 65536 bytes")
 
 
 def test_a_good_record_still_reads(configured):
