@@ -23,7 +23,7 @@ from collections import namedtuple
 from collections.abc import Callable, Iterator
 
 from . import hook, journal, operations, packages, state
-from .errors import OnedeskError, StateError
+from .errors import OnedeskError, Refused, StateError
 from .packages import DB_UTILS, ONEDESK_PACKAGES
 from .paths import Paths
 from .status import status
@@ -99,7 +99,7 @@ def _check_entries(paths: Paths, completing: bool = False) -> None:
                            f"set them first: onedesk-azuread set")
     stops = checked.blocking if completing else checked.blocking + checked.alerts
     if stops:
-        raise operations.Refused(paths.settings, stops)
+        raise Refused(paths.settings, stops, Refused.FIX_FIRST)
 
 
 def plan(paths: Paths) -> Plan:

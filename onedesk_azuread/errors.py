@@ -40,12 +40,16 @@ class Refused(OnedeskError):
     ``findings`` are printed, one line each, before the error itself.
     """
 
-    def __init__(self, path: str, findings: list):
+    # What `set` and `check --fix` can be told; apply and rotate have no --force.
+    FIX_OR_FORCE = "fix them, or write anyway with --force"
+    FIX_FIRST = "fix them first"
+
+    def __init__(self, path: str, findings: list, fix: str = FIX_OR_FORCE):
         self.path = path
         self.findings = findings
         count = sum(1 for f in findings if f.severity == "error")
         super().__init__(f"{path}: not changed: {count} error{'s' if count != 1 else ''} "
-                         f"(fix them, or write anyway with --force)")
+                         f"({fix})")
 
 
 class VerificationFailed(OnedeskError):

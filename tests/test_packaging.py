@@ -230,6 +230,8 @@ def test_apply_refuses_bad_entries_before_touching_packages(root):
     result = cli(root, "apply", "--yes")
     assert result.exit_code == 1
     assert "Secret ID was pasted" in result.stderr
+    assert "--force" not in result.stderr  # apply has no --force to offer
+    assert "(fix them first)" in result.stderr
     assert root.installed() == before
 
 
