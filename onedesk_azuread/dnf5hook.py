@@ -23,19 +23,34 @@ same library calls (``transaction``), each in one small function below:
 
 How post_transaction knows what pre_transaction validated: pre_transaction
 writes the applied-state record of exactly the pair it validated, with the
-trigger NEVRAs, as a hand-off under the state directory, named after the dnf 5
-process (``${pid}``, the same in every callback of one run); post_transaction
+trigger NEVRAs, as a hand-off under the state directory; post_transaction
 renames it over ``applied.json``. Nothing passes through the actions plugin's
 ``tmp.*`` variables (a missing one makes dnf 5 skip the action silently) or
 the command line (``ps`` shows it to every user), and re-reading the file after
 the install would record whatever it holds then, not what the scripts read.
-A transaction that fails after pre_transaction never runs post_transaction:
-its hand-off stays unused and the next pre_transaction removes it.
+
+The hand-off is named after the dnf 5 run, not its pid alone (``${pid}``, the
+same in every callback of one run, repeats after a reboot and in every new
+container): the pid, the process's start time (/proc/PID/stat) and the boot
+(/proc/sys/kernel/random/boot_id). A transaction that fails after
+pre_transaction never runs post_transaction: its hand-off is never adopted by a
+later run, whatever its pid, and the next pre_transaction removes it. A
+post_transaction that finds no hand-off of its own run records nothing and
+says so (a warning: the packages are installed, and dnf 5 has nothing to undo).
+
+Everything under the state directory is reached through descriptors opened
+without following links (``dir_fd=``, ``O_NOFOLLOW``): a symlink, a
+non-directory or a directory of another user there is refused in one line,
+never followed, and a stale hand-off is removed file by file inside its own
+directory, never below or beside it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
+import stat
 
 from .errors import OnedeskError, StateError
 from .paths import DEFAULT_FILE, Paths
@@ -48,12 +63,26 @@ CALLBACKS = ("goal_resolved", "pre_transaction", "post_transaction")
 INBOUND = ("I", "U", "D", "R")
 HANDOFF_DIR = "dnf5-pending"
 PREFIX = "onedesk-azuread: "
+# What tells one dnf 5 run from another that had the same pid (field 22 of stat: start time).
+PROC_STAT = "/proc/{pid}/stat"
+BOOT_ID = "/proc/sys/kernel/random/boot_id"
+_DIRECTORY_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 MSG_BAD_CALL = ("onedesk-azuread: dnf5-hook: unknown callback %r or bad ${pid} %r; "
                 "restore the shipped onedesk_azuread.actions")
 MSG_BAD_SETTINGS = ("onedesk-azuread: onedesk_azuread.actions: --settings=%s is not an absolute "
                     "path without \"..\" or control characters; give the settings file as seen "
                     "inside the installroot: --settings=/root/.OneDesk; nothing was installed")
+MSG_NO_IDENTITY = ("onedesk-azuread: cannot tell this dnf 5 run (pid %s) from an earlier one with "
+                   "the same pid (%s), so what it installs is not recorded as applied and "
+                   "`onedesk-azuread status` will not say \"in sync\"; run dnf 5 with /proc "
+                   "mounted")
+MSG_NO_HANDOFF = ("onedesk-azuread: nothing was recorded as applied: %s holds no hand-off of this "
+                  "dnf 5 run (%s)%s; `onedesk-azuread status` will not say \"in sync\" until: "
+                  "onedesk-azuread%s apply")
+MSG_OTHER_RUNS = ", only of another run: %s"
+MSG_NOT_OURS = ("onedesk-azuread: %s: is %s, which onedesk-azuread never makes and never "
+                "follows; remove it (rm -r %s) and run dnf again")
 
 
 class _Protocol:
@@ -106,7 +135,7 @@ def run(callback: str, root: str, action: str, nevra: str, pid: str, *, require:
         elif callback == "pre_transaction":
             _pre_transaction(out, paths, nevra, pid, require)
         else:
-            _post_transaction(paths, pid)
+            _post_transaction(out, paths, pid)
     except OnedeskError as exc:
         message = str(exc)  # the library's own refusals already say who speaks
         out.emit(fail, message if message.startswith(PREFIX) and failed == hook.MSG_FAILED
@@ -160,19 +189,28 @@ def _check(out: _Protocol, paths: Paths, require: bool, notes: bool):
 def _pre_transaction(out: _Protocol, paths: Paths, nevra: str, pid: str, require: bool) -> None:
     from . import hook
 
-    _remove_stale_handoffs(paths, keep=pid)
-    # The file may have changed since goal_resolved: check again before repairing.
-    present, refusal = _check(out, paths, require, notes=False)
-    if refusal:
-        out.emit("error", refusal)
-        return
-    if not present:
-        return  # no entries (and not required): nothing to repair or record
-    repaired, values = _prepare(paths)
-    for finding in repaired:
-        out.note(hook.MSG_REPAIRED % (finding.code, paths.settings))
-    packages = _hand_off(paths, pid, values, nevra)
-    out.note(hook.MSG_VALIDATED % (paths.settings, ", ".join(packages)))
+    identity = _identity(out, pid)
+    with _handoffs(paths, create=True) as (_state, pending):
+        _remove_stale_handoffs(paths, pending, keep=identity)
+        own = None
+        if identity is not None:
+            own = _open_private(pending, identity, _handoff_path(paths, identity), create=True)
+        try:
+            # The file may have changed since goal_resolved: check again before repairing.
+            present, refusal = _check(out, paths, require, notes=False)
+            if refusal:
+                out.emit("error", refusal)
+                return
+            if not present:
+                return  # no entries (and not required): nothing to repair or record
+            repaired, values = _prepare(paths)
+            for finding in repaired:
+                out.note(hook.MSG_REPAIRED % (finding.code, paths.settings))
+            packages = [nevra] if own is None else _hand_off(paths, identity, own, values, nevra)
+            out.note(hook.MSG_VALIDATED % (paths.settings, ", ".join(packages)))
+        finally:
+            if own is not None:
+                os.close(own)
 
 
 def _prepare(paths: Paths):
@@ -183,86 +221,221 @@ def _prepare(paths: Paths):
     return hook.inject(paths)
 
 
-def _hand_off(paths: Paths, pid: str, values: dict, nevra: str) -> list:
-    """The record post_transaction makes the applied state: the dnf 4 plugin's own call,
-    `hook.record`, into this run's hand-off directory. Returns its packages."""
-    from . import hook, state
+def _hand_off(paths: Paths, identity: str, own: int, values: dict, nevra: str) -> list:
+    """The record post_transaction makes the applied state (the one the dnf 4 plugin's
+    `hook.record` writes), into this run's hand-off directory ``own``. Returns its packages."""
+    from . import CLIENT_ID, SECRET, state
 
-    _make_handoff_parents(paths)
-    handoff = _handoff_dir(paths, pid)
+    shown = _handoff_path(paths, identity)
     # Several trigger packages mean one call each: the record lists them all.
-    earlier = state.load_applied(handoff) if os.path.isdir(handoff) else None
+    earlier = state.load_applied(shown, dir_fd=own)
     packages = sorted(set((earlier or {}).get("packages", [])) | {nevra})
-    hook.record(paths._replace(state_dir=handoff), values, packages)
+    if CLIENT_ID in values and SECRET in values:
+        record = state.applied_record(values[CLIENT_ID], values[SECRET], packages)
+        _write(own, state.APPLIED_FILE, state.encode(record), shown)
     return packages
 
 
 # --- post_transaction -----------------------------------------------------------------------
 
-def _post_transaction(paths: Paths, pid: str) -> None:
-    _record(paths, _handoff_dir(paths, pid))
+def _post_transaction(out: _Protocol, paths: Paths, pid: str) -> None:
+    from . import hook
 
-
-def _record(paths: Paths, handoff: str) -> None:
-    """Make pre_transaction's record the applied state: one atomic rename, under the lock."""
-    from . import state
-    from .fsutil import describe_oserror, fsync_directory
-
-    source = os.path.join(handoff, state.APPLIED_FILE)
-    if not os.path.exists(source):
-        return  # pre_transaction found no entries: nothing was applied
-    target = os.path.join(paths.state_dir, state.APPLIED_FILE)
-    with state.locked(paths.state_dir):
+    identity = _identity(out, pid)
+    if identity is None:
+        return  # said: nothing is recorded
+    with _handoffs(paths, create=False) as (top, pending):
+        own = None
+        if pending is not None:
+            own = _open_private(pending, identity, _handoff_path(paths, identity), create=False)
+        if own is None:
+            others = sorted(os.listdir(pending)) if pending is not None else []
+            out.warn(MSG_NO_HANDOFF % (
+                _pending_path(paths), identity,
+                MSG_OTHER_RUNS % ", ".join(others) if others else "", hook.with_root(paths)))
+            return
         try:
-            os.rename(source, target)
-            fsync_directory(paths.state_dir)
-        except OSError as exc:
-            raise StateError(describe_oserror(target, "write", exc)) from None
-    _remove(handoff)
+            _record(paths, identity, own, top)
+        finally:
+            os.close(own)
+
+
+def _record(paths: Paths, identity: str, own: int, top: int) -> None:
+    """Make pre_transaction's record the applied state: one atomic rename, under the lock.
+    The emptied hand-off stays until the next pre_transaction: a second trigger package's
+    post_transaction then finds it, with nothing left to record."""
+    from . import state
+    from .fsutil import describe_oserror
+
+    shown = _handoff_path(paths, identity)
+    if state.load_applied(shown, dir_fd=own) is None:  # refused unless a record of ours
+        return  # pre_transaction found no entries, or an earlier call of this run recorded
+    target = os.path.join(paths.state_dir, state.APPLIED_FILE)
+    try:
+        os.rename(state.APPLIED_FILE, state.APPLIED_FILE, src_dir_fd=own, dst_dir_fd=top)
+        os.fsync(top)
+    except OSError as exc:
+        raise StateError(describe_oserror(target, "write", exc)) from None
 
 
 # --- the hand-off between pre_transaction and post_transaction ------------------------------
 
-def _handoff_dir(paths: Paths, pid: str) -> str:
-    """``<state>/dnf5-pending/<pid>``: the hand-off of the dnf 5 process ``pid``."""
-    return os.path.join(paths.state_dir, HANDOFF_DIR, pid)
-
-
-def _make_handoff_parents(paths: Paths) -> None:
-    """The state directory and ``dnf5-pending``, mode 0700 (record_applied's makedirs
-    would give a missing parent the default mode)."""
+def _identity(out: _Protocol, pid: str) -> str | None:
+    """This dnf 5 run's name: ``PID-STARTTIME-BOOTID``; None (and said) when /proc cannot
+    tell. A pid alone is no identity: pids repeat after a reboot and in every new container,
+    and a hand-off of an earlier run must never pass for this run's."""
     from .fsutil import describe_oserror
 
-    top = os.path.join(paths.state_dir, HANDOFF_DIR)
+    path = PROC_STAT.format(pid=pid)
     try:
-        os.makedirs(paths.state_dir, mode=0o700, exist_ok=True)
-        os.makedirs(top, mode=0o700, exist_ok=True)
+        with open(path, "rb") as handle:
+            line = handle.read()
+        with open(BOOT_ID, "rb") as handle:
+            boot = handle.read().decode("ascii").strip()
+        # The command name (field 2) may hold spaces and ")": count from its last ")".
+        start = line[line.rindex(b")") + 2:].split()[19].decode("ascii")
     except OSError as exc:
-        raise StateError(describe_oserror(top, "create the directory", exc)) from None
+        out.warn(MSG_NO_IDENTITY % (pid, describe_oserror(exc.filename or path, "read", exc)))
+        return None
+    except (ValueError, IndexError):
+        start = boot = ""
+    if not (start.isdigit() and len(boot) == 36 and set(boot) <= set("0123456789abcdef-")):
+        out.warn(MSG_NO_IDENTITY % (pid, f"{path} or {BOOT_ID}: not what Linux writes"))
+        return None
+    return f"{pid}-{start}-{boot}"
 
 
-def _remove_stale_handoffs(paths: Paths, keep: str) -> None:
+def _pending_path(paths: Paths) -> str:
+    return os.path.join(paths.state_dir, HANDOFF_DIR)
+
+
+def _handoff_path(paths: Paths, identity: str) -> str:
+    """``<state>/dnf5-pending/<identity>``: the hand-off of one dnf 5 run (for messages; the
+    directory itself is only ever reached through descriptors)."""
+    return os.path.join(paths.state_dir, HANDOFF_DIR, identity)
+
+
+@contextlib.contextmanager
+def _handoffs(paths: Paths, create: bool):
+    """Under the tool's lock: (the state directory, ``dnf5-pending`` or None when absent and
+    not ``create``), both held open, checked, never reached through a link."""
+    from . import state
+    from .fsutil import open_private_directory
+
+    with state.locked(paths.state_dir):
+        top = open_private_directory(paths.state_dir, StateError, create=True)
+        try:
+            pending = _open_private(top, HANDOFF_DIR, _pending_path(paths), create)
+            try:
+                yield top, pending
+            finally:
+                if pending is not None:
+                    os.close(pending)
+        finally:
+            os.close(top)
+
+
+def _open_private(parent: int, name: str, shown: str, create: bool) -> int | None:
+    """The directory ``name`` in ``parent``, made mode 0700 if ``create``: a descriptor,
+    or None when absent. Anything but our own private directory is refused (MSG_NOT_OURS)."""
+    from .fsutil import describe_oserror
+
+    try:
+        if create:
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(name, 0o700, dir_fd=parent)
+        fd = os.open(name, _DIRECTORY_FLAGS, dir_fd=parent)
+    except FileNotFoundError as exc:
+        if create:
+            raise StateError(describe_oserror(shown, "create the directory", exc)) from None
+        return None
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise StateError(MSG_NOT_OURS % (shown, _kind(parent, name), shown)) from None
+        raise StateError(describe_oserror(shown, "open the directory", exc)) from None
+    try:
+        st = os.fstat(fd)
+        if st.st_uid != os.geteuid() or st.st_mode & 0o077:
+            raise StateError(MSG_NOT_OURS % (
+                shown, f"a directory of uid {st.st_uid} with mode {stat.S_IMODE(st.st_mode):04o}",
+                shown))
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _kind(parent: int, name: str) -> str:
+    """What ``name`` in ``parent`` is, for a refusal: never followed."""
+    try:
+        mode = os.lstat(name, dir_fd=parent).st_mode
+    except OSError:
+        return "not a directory"
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
+    return "a directory" if stat.S_ISDIR(mode) else "not a directory"
+
+
+def _write(directory: int, name: str, data: bytes, shown: str) -> None:
+    """Replace ``name`` in ``directory`` atomically with ``data``, mode 0600."""
+    from .fsutil import describe_oserror
+
+    temporary = f".{name}.{os.getpid()}.tmp"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary, dir_fd=directory)  # a killed writer's, under our lock
+        fd = os.open(temporary, flags, 0o600, dir_fd=directory)
+        try:
+            os.fchmod(fd, 0o600)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(temporary, name, src_dir_fd=directory, dst_dir_fd=directory)
+        os.fsync(directory)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary, dir_fd=directory)
+        raise StateError(describe_oserror(os.path.join(shown, name), "write", exc)) from None
+
+
+def _remove_stale_handoffs(paths: Paths, pending: int, keep: str | None) -> None:
     """Hand-offs of dnf 5 runs that stopped after pre_transaction. One rpm transaction runs
-    at a time in a root, so every other one is stale."""
-    top = os.path.join(paths.state_dir, HANDOFF_DIR)
-    try:
-        names = os.listdir(top)
-    except FileNotFoundError:
-        return
-    except OSError as exc:
-        from .fsutil import describe_oserror
+    at a time in a root, so every one but this run's is stale."""
+    from .fsutil import describe_oserror
 
-        raise StateError(describe_oserror(top, "read", exc)) from None
+    try:
+        names = os.listdir(pending)
+    except OSError as exc:
+        raise StateError(describe_oserror(_pending_path(paths), "read", exc)) from None
     for name in names:
         if name != keep:
-            _remove(os.path.join(top, name))
+            _remove_handoff(pending, name, os.path.join(_pending_path(paths), name))
 
 
-def _remove(directory: str) -> None:
-    import shutil
+def _remove_handoff(pending: int, name: str, shown: str) -> None:
+    """Delete one hand-off: the files in it, through its own descriptor, then the directory.
+    A hand-off holds only files: anything else in it is refused, so the delete never goes
+    below the directory it started in, nor through a link out of it."""
+    from .fsutil import describe_oserror
 
-    shutil.rmtree(directory, ignore_errors=True)
+    fd = _open_private(pending, name, shown, create=False)
+    if fd is None:
+        return
     try:
-        os.rmdir(os.path.dirname(directory))  # only when it is empty
-    except OSError:
-        pass
+        with os.scandir(fd) as entries:
+            names = [(entry.name, entry.is_file(follow_symlinks=False)) for entry in entries]
+        for entry, is_file in names:  # all checked before anything is deleted
+            if not is_file:
+                inner = os.path.join(shown, entry)
+                raise StateError(MSG_NOT_OURS % (inner, _kind(fd, entry), inner))
+        for entry, _ in names:
+            os.unlink(entry, dir_fd=fd)
+        os.rmdir(name, dir_fd=pending)
+    except OSError as exc:
+        raise StateError(describe_oserror(shown, "remove", exc)) from None
+    finally:
+        os.close(fd)

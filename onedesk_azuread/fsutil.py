@@ -194,6 +194,19 @@ def locked(path: str, error=StateError) -> Iterator[None]:
 
 # --- A private directory, like systemd-tmpfiles' `d PATH 0700 root root` ----------------------
 
+# What a loose state directory may hold that another user planted while it was open to them.
+PLANTED = ("{path}: was open to other users ({wrong}); it is now mode 0700, owner {owner}, but "
+           "holds what they may have planted: {entries}; onedesk-azuread trusts and follows none "
+           "of it: remove {them} (rm -r {names}) and try again")
+PLANTED_LINK = "{name} (a symbolic link)"
+PLANTED_OWNER = "{name} (owned by uid {uid})"
+PLANTED_MODE = "{name} (mode {mode:04o}, writable by others)"
+PLANTED_LINKS = "{name} ({nlink} hard links)"
+# Parents the tool creates (a fresh --root): never more open than this, whatever the umask.
+PARENT_MODE = 0o755
+_DIRECTORY_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
 def private_directory(path: str, error=StateError, *, create: bool) -> bool:
     """Make sure ``path`` is a directory that only its owner (root) can use.
 
@@ -203,11 +216,22 @@ def private_directory(path: str, error=StateError, *, create: bool) -> bool:
     user that we cannot take over (not root) is refused: its content cannot be
     trusted, and it is not ours to change.
     """
+    fd = open_private_directory(path, error, create=create)
+    if fd is None:
+        return False
+    os.close(fd)
+    return True
+
+
+def open_private_directory(path: str, error=StateError, *, create: bool) -> int | None:
+    """``private_directory``, returning a descriptor of the directory it checked (None when
+    absent): what is then created, read or deleted in it goes through ``dir_fd=``, so that
+    nothing swapped in on the path since is followed."""
     try:
         st = os.lstat(path)
     except FileNotFoundError:
         if not create:
-            return False
+            return None
         _make_directory(path, error)
         st = None
     except OSError as exc:
@@ -219,7 +243,7 @@ def private_directory(path: str, error=StateError, *, create: bool) -> bool:
         raise error(f"{path}: is not a directory; move it away (the directory is created "
                     f"again when needed)")
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = os.open(path, _DIRECTORY_FLAGS)
     except OSError as exc:
         if exc.errno in (errno.ELOOP, errno.ENOTDIR):  # swapped in since the lstat
             raise error(f"{path}: is not a directory but a link or a file; move it away "
@@ -227,14 +251,30 @@ def private_directory(path: str, error=StateError, *, create: bool) -> bool:
         raise error(describe_oserror(path, "open the directory", exc)) from None
     try:
         _secure_open_directory(fd, path, error)
-    finally:
+    except BaseException:
         os.close(fd)
-    return True
+        raise
+    return fd
+
+
+def make_parents(directory: str) -> None:
+    """``mkdir -p directory``, each directory it creates mode 0755 at most: os.makedirs
+    would give them 0777 less the umask, world-writable under umask 000. Raises OSError."""
+    missing = []
+    while not os.path.lexists(directory):
+        missing.append(directory)
+        parent = os.path.dirname(directory)
+        if parent == directory:
+            break
+        directory = parent
+    for directory in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # made by a concurrent run in between
+            os.mkdir(directory, PARENT_MODE)  # the umask can only take bits away
 
 
 def _make_directory(path: str, error) -> None:
     try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+        make_parents(os.path.dirname(os.path.abspath(path)))
         os.mkdir(path, 0o700)
     except FileExistsError:
         pass  # made by a concurrent run in between: checked like any other below
@@ -264,21 +304,59 @@ def _secure_open_directory(fd: int, path: str, error) -> None:
     except OSError as exc:
         raise error(describe_oserror(path, "repair the permissions of", exc)) from None
     owner = "root:root" if euid == 0 else f"uid {euid}"
+    # Closed first, looked into after: nothing can be planted between the look and the close.
+    planted = _planted(fd, path, error)
+    if planted:
+        names = [os.path.join(path, name) for name, _ in planted]
+        raise error(PLANTED.format(path=path, wrong=", ".join(wrong), owner=owner,
+                                   entries=", ".join(what for _, what in planted),
+                                   them="it" if len(planted) == 1 else "them",
+                                   names=" ".join(names)))
     notify(f"{path}: repaired the state directory ({', '.join(wrong)}): "
            f"now mode 0700, owner {owner}")
 
 
+def _planted(fd: int, path: str, error) -> list:
+    """What in the directory ``fd`` another user could have put or changed while it was
+    open to them: (name, description) of each symlink, entry not ours, entry writable by
+    group or others, and hard-linked file. Never followed: lstat through ``fd``."""
+    euid = os.geteuid()
+    found = []
+    try:
+        with os.scandir(fd) as entries:
+            for entry in entries:
+                st = entry.stat(follow_symlinks=False)
+                shown = os.path.join(path, entry.name)
+                if stat.S_ISLNK(st.st_mode):
+                    found.append((entry.name, PLANTED_LINK.format(name=shown)))
+                elif st.st_uid != euid:
+                    found.append((entry.name, PLANTED_OWNER.format(name=shown, uid=st.st_uid)))
+                elif st.st_mode & 0o022:
+                    found.append((entry.name, PLANTED_MODE.format(
+                        name=shown, mode=stat.S_IMODE(st.st_mode))))
+                elif not stat.S_ISDIR(st.st_mode) and st.st_nlink != 1:
+                    found.append((entry.name, PLANTED_LINKS.format(name=shown,
+                                                                   nlink=st.st_nlink)))
+    except OSError as exc:
+        raise error(describe_oserror(path, "read", exc)) from None
+    return found
+
+
 # --- Reading a small private file without following links or blocking -------------------------
 
-def read_private_file(path: str, limit: int, error, fix: str) -> bytes | None:
+def read_private_file(path: str, limit: int, error, fix: str,
+                      dir_fd: int | None = None) -> bytes | None:
     """The bytes of ``path``, at most ``limit``; None when it does not exist.
 
     Never follows a symlink, never blocks (a FIFO opened O_NONBLOCK returns at
     once and is then refused), and refuses anything but a regular file of ours
     that only we can write, with a single name. ``fix`` ends every refusal.
+    With ``dir_fd``, the file is ``path``'s last component in that directory
+    (``path`` names it in messages).
     """
+    name = path if dir_fd is None else os.path.basename(path)
     try:
-        st = os.lstat(path)
+        st = os.lstat(name, dir_fd=dir_fd)
     except FileNotFoundError:
         return None
     except OSError as exc:
@@ -288,7 +366,8 @@ def read_private_file(path: str, limit: int, error, fix: str) -> bytes | None:
     if not stat.S_ISREG(st.st_mode):  # a FIFO, socket or device: not even opened
         raise error(f"{path}: is not a regular file; {fix}")
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                     dir_fd=dir_fd)
     except FileNotFoundError:
         return None
     except OSError as exc:

@@ -13,6 +13,7 @@ from .fsutil import (
     SETTINGS_IS_DIRECTORY,
     SETTINGS_NOT_REGULAR,
     describe_oserror,
+    make_parents,
     regular_file_or_absent,
     remove_stale_temps,
     replace_file,
@@ -86,6 +87,7 @@ def read(path: str) -> Snapshot:
 def _ensure_directory(path: str) -> None:
     directory = os.path.dirname(os.path.abspath(path))
     try:
+        make_parents(os.path.dirname(directory))  # 0755 at most, whatever the umask
         os.makedirs(directory, mode=0o700, exist_ok=True)
     except OSError as exc:
         raise SettingsError(describe_oserror(directory, "create the directory", exc)) from None

@@ -92,17 +92,18 @@ def locked(state_dir: str) -> Iterator[None]:
         yield
 
 
-def _load(path: str, fix: str | None = None) -> dict | None:
+def _load(path: str, fix: str | None = None, dir_fd: int | None = None) -> dict | None:
     """A JSON object from the state file ``path``, None when absent.
 
-    The directory is checked first (a StateError); the file is read without following
-    links or blocking (fsutil.read_private_file): a file that is not ours, or garbage
-    in it, is an UnreadableRecord. ``fix`` ends every error message.
+    The directory is checked first (a StateError), unless the caller holds it open as
+    ``dir_fd``, checked; the file is read without following links or blocking
+    (fsutil.read_private_file): a file that is not ours, or garbage in it, is an
+    UnreadableRecord. ``fix`` ends every error message.
     """
     fix = fix or _fix_for(path)
-    if not state_directory(os.path.dirname(os.path.abspath(path))):
+    if dir_fd is None and not state_directory(os.path.dirname(os.path.abspath(path))):
         return None
-    data = read_private_file(path, STATE_FILE_LIMIT, UnreadableRecord, fix)
+    data = read_private_file(path, STATE_FILE_LIMIT, UnreadableRecord, fix, dir_fd=dir_fd)
     if data is None:
         return None
     import json  # only now: `show` without a recorded expiry never pays for it
@@ -116,11 +117,16 @@ def _load(path: str, fix: str | None = None) -> dict | None:
     return record
 
 
-def save_json(state_dir: str, name: str, record: dict) -> None:
-    """Write one state file atomically, mode 0600, in a mode-0700 directory, under the lock."""
+def encode(record: dict) -> bytes:
+    """A state file's bytes."""
     import json
 
-    data = (json.dumps(record, indent=2, sort_keys=True) + "\n").encode("utf-8")
+    return (json.dumps(record, indent=2, sort_keys=True) + "\n").encode("utf-8")
+
+
+def save_json(state_dir: str, name: str, record: dict) -> None:
+    """Write one state file atomically, mode 0600, in a mode-0700 directory, under the lock."""
+    data = encode(record)
     with locked(state_dir):
         path = os.path.join(state_dir, name)
         remove_stale_temps(path)
@@ -209,23 +215,29 @@ NEVER_APPLIED = "never applied"
 
 def record_applied(state_dir: str, client_id: str, secret: str, packages: list) -> dict:
     """Record that ``packages`` (NEVRAs) were installed with this pair. No secret is stored."""
+    record = applied_record(client_id, secret, packages)
+    save_json(state_dir, APPLIED_FILE, record)
+    return record
+
+
+def applied_record(client_id: str, secret: str, packages: list) -> dict:
+    """The applied-state record of ``packages`` installed with this pair, not yet written."""
     salt = new_salt()
-    record = {
+    return {
         "applied": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "fingerprint": fingerprint(salt, client_id, secret),
         "salt": salt,
         "packages": sorted(packages),
     }
-    save_json(state_dir, APPLIED_FILE, record)
-    return record
 
 
 _HEX = LazyPattern(r"(?:[0-9a-f]{2})+")  # status, not `show`
 
 
-def load_applied(state_dir: str) -> dict | None:
+def load_applied(state_dir: str, dir_fd: int | None = None) -> dict | None:
+    """The applied-state record in ``state_dir`` (held open as ``dir_fd``, if given)."""
     path = os.path.join(state_dir, APPLIED_FILE)
-    record = _load(path)
+    record = _load(path, dir_fd=dir_fd)
     if record is None:
         return None
     fields = [record.get(k) for k in ("fingerprint", "salt", "applied")]

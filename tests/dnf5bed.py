@@ -6,7 +6,8 @@ written last, names the package list it was made with, so a root that was cut
 short or made for another list is made again. Each test session copies in what
 the dnf 4 bed (tests/rpmbed.py) built on the host: the fixture repositories,
 and our library and CLI unpacked from the RPMs that `make rpm` built, at the
-paths those RPMs install them. dnf5 then runs in the sid root (`chroot`),
+paths those RPMs install them. dnf5 then runs in the sid root (`chroot`, with
+/proc mounted in a mount namespace of its own, as a real system has it),
 against throw-away installroots inside it, with a private configuration:
 `reposdir=` (no repositories but ours), and `plugin_conf_dir=` pointing at a
 private directory holding the actions plugin's own actions.conf and OUR shipped
@@ -36,6 +37,8 @@ ACTIONS_FILE = os.path.join(HERE, "dnf-plugin", "onedesk_azuread.actions")
 ACTIONS_NAME = "onedesk_azuread.actions"
 # The sid root's environment for dnf5: nothing of the test process's (PYTHONPATH, proxies).
 ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "LC_ALL": "C.UTF-8"}
+# How dnf5 sees /proc (Dnf5Bed.chroot_argv).
+PROC_HOST, PROC_NEW_PIDS, PROC_NONE = "host", "new-pids", "none"
 
 
 def _mmdebstrap():
@@ -87,6 +90,11 @@ class Dnf5Bed:
         self.plugins = {"on": self.plugin_dir("on", self.shipped_actions),
                         "off": self.plugin_dir("off", None)}
         self._serial = 0
+        probe = run(self.chroot_argv("true"), check=False)
+        assert probe.returncode == 0, (
+            f"dnf5 bed: cannot mount /proc for dnf5 in a mount namespace of its own: "
+            f"{probe.stderr.strip()[-500:]} (unshare needs / to be a mount point, as on a "
+            f"real machine; in a chroot, bind-mount its root onto itself first)")
 
     def serial(self):
         """A new number for a unique name in this session."""
@@ -135,12 +143,24 @@ class Dnf5Bed:
                 handle.write(text)
         return inside
 
-    def chroot_argv(self, *argv):
-        """``argv`` run in the sid root, with nothing of this process's environment."""
-        return ["chroot", self.sid, "env", "-i", *(f"{k}={v}" for k, v in ENV.items()), *argv]
+    def chroot_argv(self, *argv, proc=PROC_HOST):
+        """``argv`` run in the sid root, with nothing of this process's environment.
 
-    def chroot(self, *argv, check=False):
-        return run(self.chroot_argv(*argv), check=check)
+        ``proc``: PROC_HOST mounts /proc in the root, as on a real system (the dnf 5 hook
+        tells one dnf 5 run from another by it), PROC_NEW_PIDS also gives the run a new
+        pid namespace (dnf5 is pid 1 every time, as in a container), PROC_NONE runs it
+        without /proc. The mount lives in a mount namespace of its own (unshare), so it
+        goes away with the process and never shows outside.
+        """
+        chroot = ["chroot", self.sid, "env", "-i", *(f"{k}={v}" for k, v in ENV.items()),
+                  *argv]
+        if proc == PROC_NONE:
+            return chroot
+        pids = ["--pid", "--fork"] if proc == PROC_NEW_PIDS else []
+        return ["unshare", *pids, f"--mount-proc={self.host('/proc')}", *chroot]
+
+    def chroot(self, *argv, check=False, proc=PROC_HOST):
+        return run(self.chroot_argv(*argv, proc=proc), check=check)
 
     def cleanup(self):
         shutil.rmtree(self.top, ignore_errors=True)
@@ -160,8 +180,9 @@ class Root:
     write_settings = rpmbed.Root.write_settings
     logs = rpmbed.Root.logs
 
-    def __init__(self, dbed, name, repo="main", plugins="on"):
+    def __init__(self, dbed, name, repo="main", plugins="on", proc=PROC_HOST):
         self.dbed = dbed
+        self.proc = proc
         self.inside = f"{dbed.inside}/roots/{name}"
         self.path = dbed.host(self.inside)
         os.makedirs(os.path.join(self.path, "root"), mode=0o700)
@@ -188,7 +209,7 @@ class Root:
                 *args]
 
     def dnf(self, *args, check=True):
-        result = self.dbed.chroot(*self.dnf_argv(*args))
+        result = self.dbed.chroot(*self.dnf_argv(*args), proc=self.proc)
         if check:
             assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
         return result

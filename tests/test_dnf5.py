@@ -16,12 +16,17 @@ import pytest
 from onedesk_azuread import dnf5hook
 
 from .conftest import CLIENT_ID, OTHER_SECRET, SECRET, SECRET_ID
-from .dnf5bed import ACTIONS_FILE, Dnf5Bed, Root
+from .dnf5bed import ACTIONS_FILE, PROC_NEW_PIDS, PROC_NONE, Dnf5Bed, Root
 from .rpmbed import HERE, ONEDESK, run
 
 GOOD = f"OTHER_SETTING=kept\nAZUREAD_CID={CLIENT_ID}\nAZUREAD_CIS={SECRET}\n"
 PASTED_ID = f"AZUREAD_CID={CLIENT_ID}\nAZUREAD_CIS={SECRET_ID}\n"
 STOPPED = "Action calls for stop: onedesk-azuread:"
+# Fails pre_transaction after ours ran (its file sorts after ours) while the installroot
+# holds FAIL_NOW: a transaction that stops after our hand-off was written, nothing installed.
+FAIL_NOW = "fail-now"
+FAIL_AFTER_US = ("pre_transaction:onedesk-db-utils:in:raise_error=1:/bin/sh -c "
+                 "test\\ !\\ -e\\ ${conf.installroot}/" + FAIL_NOW + "\n")
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +85,9 @@ def test_valid_entries_are_installed_and_recorded(root):
     assert (seen["env_cid"], seen["env_cis"]) == (None, None)
     assert seen["file"] == GOOD and seen["sourced_cis"] == SECRET and seen["args"] == ["1"]
     assert applied(root)["packages"] == ["onedesk-db-utils-1.0-1.noarch"]
-    assert not os.path.exists(os.path.join(root.state_dir, dnf5hook.HANDOFF_DIR))
+    pending = os.path.join(root.state_dir, dnf5hook.HANDOFF_DIR)
+    [handoff] = os.listdir(pending)  # this run's, emptied; the next run removes it
+    assert os.listdir(os.path.join(pending, handoff)) == []
     assert status(root) == (0, "in sync")
     assert "onedesk-azuread: checking the Azure AD settings for onedesk-db-utils-1.0-1" in text
     assert "validated and canonical for the install scripts" in text
@@ -248,6 +255,64 @@ def test_an_unreadable_settings_file_is_one_clear_stop(root):
     assert root.installed() == []
 
 
+def test_a_hand_off_of_an_earlier_failed_run_with_the_same_pid_is_never_adopted(dnf5bed,
+                                                                                new_root):
+    # As in a container, every dnf5 run here has the same pid (1, in a pid namespace of
+    # its own). The first validates the pair, hands it off, then fails: nothing installed.
+    plugins = dnf5bed.plugin_dir("fail-after-us", dnf5bed.shipped_actions,
+                                 extra={"zz-fail.actions": FAIL_AFTER_US})
+    root = new_root(plugins=plugins, proc=PROC_NEW_PIDS)
+    root.write_settings(GOOD)
+    open(os.path.join(root.path, FAIL_NOW), "w").close()
+    failed = root.dnf("install", "onedesk-db-utils", check=False)
+    assert failed.returncode == 1 and root.installed() == [], output(failed)
+    pending = os.path.join(root.state_dir, dnf5hook.HANDOFF_DIR)
+    [stale] = os.listdir(pending)
+    assert "applied.json" in os.listdir(os.path.join(pending, stale))
+    # The next run, with the same pid, installs without Azure AD entries.
+    os.unlink(os.path.join(root.path, FAIL_NOW))
+    root.write_settings("OTHER_SETTING=1\n")
+    output(root.dnf("install", "onedesk-db-utils"))
+    assert root.installed() == ["onedesk-db-utils-2.0-1"]
+    assert root.seen("onedesk-db-utils")["sourced_cis"] == ""
+    assert not os.path.exists(os.path.join(root.state_dir, "applied.json"))
+    assert stale not in os.listdir(pending)  # removed, never adopted
+    root.write_settings(GOOD)  # the failed run's pair, which the scripts never read
+    assert status(root)[1] == "never applied"
+
+
+def test_without_proc_dnf5_installs_and_records_nothing_and_says_so(new_root):
+    root = new_root(proc=PROC_NONE)
+    root.write_settings(GOOD)
+    result = root.dnf("install", "onedesk-db-utils")  # exit 0: the packages are installed
+    said = output(result)
+    assert root.installed() == ["onedesk-db-utils-2.0-1"]
+    assert root.seen("onedesk-db-utils")["sourced_cis"] == SECRET
+    assert said.count("cannot tell this dnf 5 run") == 2  # pre_ and post_transaction
+    assert "run dnf 5 with /proc mounted" in said
+    assert not os.path.exists(os.path.join(root.state_dir, "applied.json"))
+    assert status(root)[1] == "never applied"
+    assert_no_secret(root, said)
+
+
+def test_a_link_planted_in_the_state_directory_stops_dnf5_and_is_never_followed(dnf5bed, root):
+    elsewhere = f"{dnf5bed.inside}/elsewhere-{dnf5bed.serial()}"  # as the hook sees it
+    os.makedirs(os.path.join(dnf5bed.host(elsewhere), "data"))
+    for name in ("keep", "data/keep"):
+        with open(os.path.join(dnf5bed.host(elsewhere), name), "w") as handle:
+            handle.write("precious\n")
+    os.makedirs(root.state_dir, mode=0o700)
+    os.symlink(elsewhere, os.path.join(root.state_dir, dnf5hook.HANDOFF_DIR))
+    root.write_settings(GOOD)
+    result = root.dnf("install", "onedesk-db-utils", check=False)
+    said = output(result)
+    assert sorted(os.listdir(dnf5bed.host(elsewhere))) == ["data", "keep"]
+    assert os.listdir(os.path.join(dnf5bed.host(elsewhere), "data")) == ["keep"]
+    assert result.returncode == 1 and root.installed() == []
+    assert "Action sent error message: onedesk-azuread:" in said
+    assert f"{dnf5hook.HANDOFF_DIR}: is a symbolic link" in said and "rm -r" in said
+
+
 # --- the hook without dnf5 ----------------------------------------------------------------
 
 def test_the_hook_ignores_packages_going_out(tmp_path):
@@ -288,28 +353,6 @@ def test_a_secret_expiring_soon_is_a_warning_for_dnf5_not_an_info_line(tmp_path)
     warned = [line for line in text.splitlines() if "expires on" in line]
     assert len(warned) == 1 and warned[0].startswith("log.WARNING="), text
     assert "stop=" not in text and SECRET not in text
-
-
-def test_a_hand_off_belongs_to_one_dnf5_run(tmp_path):
-    (tmp_path / "root").mkdir()
-    (tmp_path / "root" / ".OneDesk").write_text(GOOD)
-    pending = tmp_path / "var/lib/onedesk-azuread" / dnf5hook.HANDOFF_DIR
-
-    def call(callback, pid, nevra="onedesk-db-utils-1-1.noarch"):
-        return dnf5hook.run(callback, str(tmp_path), "I", nevra, pid)
-
-    assert not call("pre_transaction", "100").startswith("error=")  # that run then failed
-    assert os.listdir(pending) == ["100"]
-    assert call("post_transaction", "200") == ""  # no hand-off of its own: nothing recorded
-    assert not (tmp_path / "var/lib/onedesk-azuread/applied.json").exists()
-    call("pre_transaction", "200")
-    call("pre_transaction", "200", nevra="onedesk-webapps-1-1.noarch")  # a second trigger
-    assert os.listdir(pending) == ["200"]  # the stale one is gone
-    assert stat.S_IMODE(os.stat(pending).st_mode) == 0o700
-    assert call("post_transaction", "200") == ""
-    record = json.loads((tmp_path / "var/lib/onedesk-azuread/applied.json").read_text())
-    assert record["packages"] == ["onedesk-db-utils-1-1.noarch", "onedesk-webapps-1-1.noarch"]
-    assert not pending.exists()
 
 
 def test_a_bad_call_fails_closed(tmp_path):

@@ -387,6 +387,54 @@ def test_a_state_directory_of_another_user_is_refused_when_not_root(open_root):
     assert stat.S_IMODE(os.lstat(state_dir).st_mode) == 0o777
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown needs root (CI runs as root)")
+@pytest.mark.parametrize("plant", ["symlink", "other-owner", "writable", "hard-link"])
+def test_a_loose_state_directory_is_closed_and_what_was_planted_in_it_refused(configured,
+                                                                             tmp_path, plant):
+    # While the directory was open, another user could put anything in it, for root to
+    # follow or trust later: closing it is not enough, its entries are looked at too.
+    write_state(configured, "expiry.json", expiry_record())
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "keep").write_text("precious\n")
+    name = {"symlink": "dnf5-pending", "other-owner": "dnf5-pending", "writable": "watch.json",
+            "hard-link": "applied.json"}[plant]
+    planted = configured / name
+    if plant == "symlink":
+        planted.symlink_to(elsewhere)
+    elif plant == "other-owner":
+        planted.mkdir()
+        os.chown(planted, 1000, 1000)
+    elif plant == "writable":
+        planted.write_text("{}")
+        planted.chmod(0o666)
+    else:
+        os.link(elsewhere / "keep", planted)
+    configured.chmod(0o777)
+    before = snapshot(elsewhere)
+    line = one_line_error(cli(configured.parents[2], "show"), str(configured),
+                          "was open to other users (mode 0777)", f"{planted} (",
+                          f"remove it (rm -r {planted})")
+    assert "now mode 0700" in line
+    st = os.lstat(configured)  # closed first: nothing more can be planted
+    assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (0o700, 0, 0)
+    assert os.path.lexists(planted) and snapshot(elsewhere) == before
+
+
+def test_a_fresh_root_made_under_umask_000_gets_no_world_writable_directory(tmp_path):
+    fresh = tmp_path / "new" / "sysroot"  # the tool makes every directory in it
+    proc = subprocess.run([sys.executable, "-c", "import os; os.umask(0); " + MAIN,
+                           "--root", str(fresh), "set", "--client-id", CLIENT_ID,
+                           "--secret-stdin"], input=SECRET, capture_output=True, text=True,
+                          timeout=BOUNDED, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert (fresh / STATE / "lock").exists() and (fresh / "root" / ".OneDesk").exists()
+    for base, directories, _ in os.walk(tmp_path / "new"):
+        for name in directories:
+            mode = stat.S_IMODE(os.lstat(os.path.join(base, name)).st_mode)
+            assert not mode & 0o022, (os.path.join(base, name), oct(mode))
+
+
 # --- The lock: a root-only file, a bounded wait, said while waiting -------------------------
 
 HOLDER = """

@@ -219,6 +219,9 @@ machine() {
     rm -f "$root/.ready"
     bring_certificates "$root"
     bring_pip_config "$root"
+    # The root as a mount point of its own, as on a real machine: unshare(1), which the
+    # dnf 5 test bed uses to mount /proc for dnf5 privately, must make / private in there.
+    mount_at "$root" --bind "$root"
     mount_system "$root"
     clone=/work/$(basename "$TOP")
     [ -z "$(git -C "$TOP" status --porcelain --untracked-files=no)" ] \
