@@ -233,6 +233,11 @@ UNSUPPORTED = "unsupported-construct"
 BASH_SYNTAX = "bash-syntax"
 
 
+UNFOLLOWED = ("this tool cannot follow the file here ({message}), though bash may: it reports "
+              "no value set from this statement on and changes nothing in this file. Fix: "
+              + shellfile.UNFOLLOWED_FIX)
+
+
 def _construct_findings(doc: shellfile.Document) -> list[Finding]:
     """Statements this tool cannot edit safely, and where bash stops parsing."""
     findings = [Finding(
@@ -240,6 +245,9 @@ def _construct_findings(doc: shellfile.Document) -> list[Finding]:
         f"{u.key} is set {u.reason}, which only bash can follow: this tool reports no value "
         f"for it and changes nothing in this file. Fix: " + shellfile.UNSUPPORTED_FIX.format(
             key=u.key), False, u.line) for u in doc.unsupported]
+    if doc.unfollowed:
+        findings.append(Finding(UNSUPPORTED, ERROR, None, UNFOLLOWED.format(
+            message=doc.unfollowed.message), False, doc.unfollowed.line))
     if doc.syntax_error:
         problem = doc.syntax_error
         findings.append(Finding(

@@ -451,3 +451,37 @@ def test_check_fix_on_a_missing_file_creates_none(run, settings_path):
     result = run("check", "--fix")
     assert result.exit_code == 1  # both entries missing
     assert not settings_path.exists()
+
+
+# --- The real command in a process: what bash accepts, the locale an admin has ---------------
+
+def process(root, *args, env=None):
+    """`onedesk-azuread --root ROOT ARGS` as a process of its own (no CliRunner)."""
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-c", MAIN, "--root", str(root), *args],
+                          capture_output=True, timeout=120, check=False, env=env)
+
+
+def test_a_line_nested_hundreds_deep_is_one_finding_not_a_traceback(root, settings_path):
+    deep = "X=" + "$(echo " * 500 + "hi" + ")" * 500  # bash -n accepts it
+    settings_path.write_text(f"AZUREAD_CID={CLIENT_ID}\n{deep}\nAZUREAD_CIS={SECRET}\n")
+    os.chmod(settings_path, 0o600)
+    checked = process(root, "check")
+    assert checked.returncode == 1, checked.stderr
+    assert b"Traceback" not in checked.stderr + checked.stdout
+    assert checked.stdout.decode().splitlines()[0] == (
+        f"{settings_path}:2: error: this tool cannot follow the file here (more than 64 levels "
+        f"of $( ), ${{ }}, quotes, arrays or parentheses nested), though bash may: it "
+        f"reports no value set from this statement on and changes nothing in this file. Fix: "
+        f"simplify that statement by hand (bash -n FILE checks it)")
+    shown = process(root, "show")
+    assert shown.returncode == 0 and shown.stderr == b""
+    assert f"AZUREAD_CID:  {CLIENT_ID}" in shown.stdout.decode()
+    written = process(root, "set", "--client-id", CLIENT_ID.replace("0", "1"))
+    assert written.returncode == 1 and b"Traceback" not in written.stderr
+    assert written.stderr.decode().splitlines() == [
+        f"Error: {settings_path}:2: not changed: this tool cannot follow the file here (more "
+        f"than 64 levels of $( ), ${{ }}, quotes, arrays or parentheses nested); simplify "
+        f"that statement by hand (bash -n FILE checks it), then run the command again"]

@@ -108,3 +108,14 @@ def test_errors_sort_before_warnings():
     text = f"AZUREAD_CID=x\nAZUREAD_CIS={SECRET}\nAZUREAD_CIS={SECRET}\n"
     severities = [f.severity for f in findings(text, mode=0o644)]
     assert severities == sorted(severities)  # "error" < "warning"
+
+
+def test_a_statement_the_scanner_cannot_follow_is_an_unsupported_construct_error():
+    deep = "X=" + "$(echo " * 500 + "hi" + ")" * 500
+    found = findings(f"AZUREAD_CID={CLIENT_ID}\n{deep}\nAZUREAD_CIS={SECRET}\n")
+    first = found[0]
+    assert (first.code, first.severity, first.key, first.line, first.repairable) == (
+        "unsupported-construct", "error", None, 2, False)
+    assert "more than 64 levels" in first.message and "bash -n FILE" in first.message
+    assert [(f.code, f.key, f.line) for f in found[1:]] == [
+        ("unsupported-construct", "AZUREAD_CIS", 3)]
