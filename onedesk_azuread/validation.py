@@ -275,6 +275,16 @@ def _value_message(key: str, error: _Invalid) -> str:
             f"secret has. Fix: {fix}")
 
 
+ACL_GRANTS_ACCESS = ("a POSIX ACL lets {who} {access} the file, which holds the secret; "
+                     "nothing is written while it does (a new file would keep that access or "
+                     "silently drop it). Fix: setfacl -b {path}")
+
+
+def _acl_findings(acl, path: str) -> list[Finding]:
+    return [Finding("acl-grants-access", ERROR, None, ACL_GRANTS_ACCESS.format(
+        who=grant.who, access=grant.access, path=path), False) for grant in acl]
+
+
 def _file_findings(mode: int | None, uid: int | None, nlink: int | None) -> list[Finding]:
     findings = []
     if nlink is not None and nlink > 1:
@@ -314,10 +324,11 @@ def _expiry_findings(expires: date | None, today: date) -> list[Finding]:
 
 def validate(doc: shellfile.Document, *, mode: int | None = None, uid: int | None = None,
              nlink: int | None = None, expires: date | None = None,
-             today: date | None = None) -> list[Finding]:
-    """All findings for a parsed settings file; errors first, then warnings."""
+             today: date | None = None, acl=()) -> list[Finding]:
+    """All findings for a parsed settings file; errors first, then warnings. ``acl``: the
+    fsutil.AclGrant records of the file's POSIX ACL."""
     findings = (_construct_findings(doc) + _syntax_findings(doc) + _value_findings(doc)
-                + _file_findings(mode, uid, nlink)
+                + _file_findings(mode, uid, nlink) + _acl_findings(acl, doc.path)
                 + _expiry_findings(expires, today or date.today()))
     return sorted(findings, key=lambda f: (f.severity != ERROR, f.line or 0))
 
