@@ -54,12 +54,10 @@ _ASSIGNMENT = re.compile(
 )
 # Characters that end an unquoted word in bash.
 _METACHARS = " \t;&|<>()"
-# Runs of characters with no meaning in a value (unquoted; inside double quotes).
-_VALUE_RUN = re.compile(r"[^ \t;&|<>()\\'\"`$~]+")
-_QUOTED_RUN = re.compile(r"[^\"\\`$]+")
-# A whole value that means itself if it has no tilde where bash expands one (at the start,
-# after a colon): no quote, expansion, space or CR.
-_PLAIN_VALUE = re.compile(r"[^\s;&|<>()\\'\"`$]+")
+# Runs of characters with no meaning in a value (unquoted; inside double quotes). Lazy:
+# only values with quotes or expansions need them, and `show` pays for every compile.
+_VALUE_RUN = LazyPattern(r"[^ \t;&|<>()\\'\"`$~]+")
+_QUOTED_RUN = LazyPattern(r"[^\"\\`$]+")
 # What may follow `$` to make it an expansion rather than a literal dollar.
 _EXPANDS_AFTER_DOLLAR = re.compile(r"[A-Za-z0-9_{(@*#?$!'\"-]")
 # A value bash reads back unchanged without quotes (conservative: no
@@ -198,9 +196,12 @@ def _parse_entry(text: str, start: int, end: int, line: int, key: str,
     raw = text[start:end]
     body = raw[:-1] if raw.endswith("\n") else raw
     if not (match.group("bom") or match.group("before") or match.group("after")):
-        plain = _PLAIN_VALUE.fullmatch(body, match.end())
-        if plain and not plain.group().startswith("~") and ":~" not in plain.group():
-            return Entry(key, line, start, end, plain.group(), ())  # most lines, at once
+        # Most lines: a value that means itself (no quote, expansion, space or CR, no tilde
+        # where bash expands one: at the start, after a colon), without _read_word's loop.
+        plain = _PLAIN_RUN.fullmatch(body, match.end())
+        value = plain.group() if plain else ""
+        if value and "\r" not in value and value[0] != "~" and ":~" not in value:
+            return Entry(key, line, start, end, value, ())
     problems = []
     if match.group("bom"):
         problems.append(BOM)
@@ -253,7 +254,6 @@ _WORD_END = " \t\n;&|<>()"
 # Characters with no special meaning inside a word (note: `(` may start an array value).
 _PLAIN_RUN = re.compile(r"[^ \t\n;&|<>()\\'\"`$]+")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_NEWLINE = re.compile("\n")
 _ASSIGN_WORD = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(\[[^\]]*\])?(\+?)=")
 _PARAM = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|[0-9]|[-@*#?$!]")
 _OPENERS = frozenset(["if", "while", "until", "for", "select", "case", "{", "[[", "function",
@@ -359,7 +359,11 @@ class _Scanner:
         # Every entry and record asks: counting from the start each time made a file of
         # many entries quadratic (40,000 duplicates took 25 s); one index makes each a lookup.
         if self.newlines is None:
-            self.newlines = [m.start() for m in _NEWLINE.finditer(self.text)]
+            self.newlines = newlines = []
+            at = self.text.find("\n")
+            while at >= 0:
+                newlines.append(at)
+                at = self.text.find("\n", at + 1)
         return bisect.bisect_left(self.newlines, offset) + 1
 
     def record(self, key: str, offset: int, reason: str) -> None:
