@@ -69,6 +69,8 @@ DEBIAN11 := build/debian11
 DEBIAN11_PACKAGES := python3,python3-pip,python3-setuptools,python3-dnf,dnf,rpm,rpm2cpio,cpio,createrepo-c,busybox-static,make,ca-certificates
 # tests/test_docs.py lints the man page with groff and mandoc.
 DEBIAN11_PACKAGES := $(DEBIAN11_PACKAGES),groff-base,mandoc
+# tests/test_cli.py makes a legacy locale (en_US.ISO-8859-1) from glibc's sources.
+DEBIAN11_PACKAGES := $(DEBIAN11_PACKAGES),locales
 TEST_TOOLS := pytest hypothesis trustme
 DEBIAN_ROOT := bash tools/debian-root.sh
 

@@ -579,8 +579,31 @@ def _flush_stdout() -> bool:
         return False
 
 
+def _unencodable(exc: UnicodeEncodeError):
+    """What stdout and stderr write for text their encoding cannot: the bytes of a name
+    the locale could not decode, as they came (surrogateescape); any other character the
+    locale cannot show (a "€" in ISO-8859-1, an "é" in ASCII) as \\u20ac or \\xe9, never
+    a traceback."""
+    import codecs
+
+    bad = exc.object[exc.start:exc.end]
+    if all("\udc80" <= c <= "\udcff" for c in bad):
+        return codecs.lookup_error("surrogateescape")(exc)
+    return codecs.lookup_error("backslashreplace")(exc)
+
+
+def _output_never_fails_on_a_character() -> None:
+    import codecs
+
+    codecs.register_error("onedesk-azuread", _unencodable)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(AttributeError, ValueError, OSError):  # not a TextIOWrapper
+            stream.reconfigure(errors="onedesk-azuread")
+
+
 def main() -> None:
     _fill_closed_standard_fds()
+    _output_never_fails_on_a_character()
     code = 0
     try:
         cli(prog_name="onedesk-azuread")

@@ -9,6 +9,7 @@ import os
 import stat
 import sys
 import time
+from collections import namedtuple
 from collections.abc import Iterator
 
 from .errors import SettingsError, StateError
@@ -405,9 +406,11 @@ def read_private_file(path: str, limit: int, error, fix: str,
 
 
 def write_temp(directory: str, name: str, data: bytes, uid: int | None, gid: int | None,
-               error=SettingsError, mode: int = 0o600, action: str = "write") -> str:
+               error=SettingsError, mode: int = 0o600, action: str = "write",
+               label: bytes | None = None) -> str:
     """Write ``data`` to a new temp file (``mode``, 0600 unless told) in ``directory``,
-    fsynced; return its path."""
+    fsynced; return its path. ``label``: the SELinux label it gets (see selinux_label),
+    before the fsync, so that the file is never on disk without it."""
     try:
         import tempfile  # only writers pay for it (and random, which it imports), not `show`
 
@@ -419,6 +422,8 @@ def write_temp(directory: str, name: str, data: bytes, uid: int | None, gid: int
             os.fchmod(fd, mode)
             if uid is not None and os.geteuid() == 0:
                 os.fchown(fd, uid, gid if gid is not None else -1)
+            if label is not None:
+                _set_label(fd, label, os.path.join(directory, name), error)
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view):]
@@ -429,7 +434,96 @@ def write_temp(directory: str, name: str, data: bytes, uid: int | None, gid: int
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise error(describe_oserror(os.path.join(directory, name), action, exc)) from None
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
     return tmp
+
+
+# --- What a replaced file keeps: its SELinux label ----------------------------------------------
+# A file written anew gets the label the policy gives new files there, not the old file's:
+# on EL 9 and 10 (SELinux enforcing) a relabelled /root/.OneDesk would lose its label at the
+# first write. Like GNU `sed -i`, the replacement (and the backup, the old content) gets the
+# old file's `security.selinux` attribute; with no old file, or one without a label (SELinux
+# off, a file system without labels), nothing is set and the kernel gives the policy default.
+SELINUX_XATTR = "security.selinux"
+_NO_XATTR = (errno.ENODATA, errno.ENOTSUP, errno.EOPNOTSUPP)
+LABEL_NOT_KEPT = "{path}: not changed: cannot give the new file the old one's SELinux label " \
+                 "({reason}); nothing was written"
+
+
+def selinux_label(path: str, error=SettingsError) -> bytes | None:
+    """The ``security.selinux`` attribute of ``path`` (not through a symlink), or None when it
+    has none or does not exist."""
+    try:
+        return os.getxattr(path, SELINUX_XATTR, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if exc.errno in _NO_XATTR:
+            return None
+        raise error(describe_oserror(path, "read the SELinux label of", exc)) from None
+
+
+def _set_label(fd: int, label: bytes, path: str, error) -> None:
+    try:
+        os.setxattr(fd, SELINUX_XATTR, label)
+    except OSError as exc:  # fail closed: a file that lost its label is a file OneDesk can't read
+        raise error(LABEL_NOT_KEPT.format(path=path, reason=exc.strerror or exc)) from None
+
+
+# --- Who else a POSIX ACL lets at a file -------------------------------------------------------
+# system.posix_acl_access as the kernel stores it (linux/posix_acl_xattr.h): a little-endian
+# u32 version (2), then entries of u16 tag, u16 permissions (r 4, w 2, x 1), u32 id.
+ACL_XATTR = "system.posix_acl_access"
+ACL_USER, ACL_GROUP, ACL_MASK = 0x02, 0x08, 0x10
+_ACCESS = {4: "read", 2: "write", 6: "read and write"}
+
+
+class AclGrant(namedtuple("AclGrant", "who access")):
+    """A named user or group (not root) an ACL lets read or write a file."""
+
+    __slots__ = ()
+    # who: str; "user alice (uid 1000)", "group wheel (gid 10)"
+    # access: str; "read", "write" or "read and write": what the entry allows under the mask
+
+
+def acl_grants(fd: int, path: str, error=SettingsError) -> tuple[AclGrant, ...]:
+    """Who, besides the owner and root, the file's POSIX ACL lets read or write it."""
+    try:
+        raw = os.getxattr(fd, ACL_XATTR)
+    except OSError as exc:
+        if exc.errno in _NO_XATTR:
+            return ()
+        raise error(describe_oserror(path, "read the ACL of", exc)) from None
+    return parse_acl(raw)
+
+
+def parse_acl(raw: bytes) -> tuple[AclGrant, ...]:
+    import struct  # only a file with an ACL pays for it
+
+    if len(raw) < 4 or (len(raw) - 4) % 8 or struct.unpack_from("<I", raw)[0] != 2:
+        return (AclGrant("an ACL this tool cannot read", _ACCESS[6]),)  # fail closed
+    entries = [struct.unpack_from("<HHI", raw, offset) for offset in range(4, len(raw), 8)]
+    mask = next((perm for tag, perm, _ in entries if tag == ACL_MASK), 7)
+    grants = []
+    for tag, perm, ident in entries:
+        allowed = perm & mask
+        if tag in (ACL_USER, ACL_GROUP) and ident != 0 and allowed & 6:
+            grants.append(AclGrant(_who(tag, ident), _ACCESS[allowed & 6]))
+    return tuple(grants)
+
+
+def _who(tag: int, ident: int) -> str:
+    import grp
+    import pwd
+
+    try:
+        name = pwd.getpwuid(ident).pw_name if tag == ACL_USER else grp.getgrgid(ident).gr_name
+    except KeyError:
+        return f"uid {ident}" if tag == ACL_USER else f"gid {ident}"
+    return f"user {name} (uid {ident})" if tag == ACL_USER else f"group {name} (gid {ident})"
 
 
 def remove_stale_temps(path: str) -> None:
@@ -461,16 +555,19 @@ def replace_file(path: str, data: bytes, *, uid: int | None = None, gid: int | N
     """Atomically replace ``path`` with ``data`` (``mode``, 0600 unless told), keeping
     ``backup`` as ``path.bak``.
 
+    Both files keep ``path``'s SELinux label, if it has one (selinux_label).
     Both temp files are complete and fsynced before either rename, so a
     failure before the renames changes nothing, and a crash at any moment
     leaves the old or the new file, never a partial one.
     """
     directory, name = os.path.split(os.path.abspath(path))
-    new_tmp = write_temp(directory, name, data, uid, gid, error, mode, action)
+    label = selinux_label(path, error)  # the backup holds the old content: it keeps it too
+    new_tmp = write_temp(directory, name, data, uid, gid, error, mode, action, label)
     bak_tmp = None
     try:
         if backup is not None:
-            bak_tmp = write_temp(directory, name + ".bak", backup, uid, gid, error)
+            bak_tmp = write_temp(directory, name + ".bak", backup, uid, gid, error,
+                                 label=label)
             os.rename(bak_tmp, path + ".bak")
             bak_tmp = None
         os.rename(new_tmp, path)

@@ -144,7 +144,8 @@ def _inspected(paths: Paths, snapshot: Snapshot, today: date | None = None,
             # a process (~3 ms), so `show` (validate=False) relies on the scanner alone.
             snapshot = snapshot._replace(doc=_as_bash_reads(snapshot.doc))
         findings = validation.validate(snapshot.doc, mode=snapshot.mode, uid=snapshot.uid,
-                                       nlink=snapshot.nlink, expires=expires, today=today)
+                                       nlink=snapshot.nlink, expires=expires, today=today,
+                                       acl=snapshot.acl)
         if unreadable:
             findings = validation.errors(findings) + [expiry_unreadable(unreadable)] + [
                 f for f in findings if f.severity != validation.ERROR]

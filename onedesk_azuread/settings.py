@@ -12,6 +12,7 @@ from .errors import ParseError, SettingsError
 from .fsutil import (
     SETTINGS_IS_DIRECTORY,
     SETTINGS_NOT_REGULAR,
+    acl_grants,
     describe_oserror,
     make_parents,
     regular_file_or_absent,
@@ -20,7 +21,8 @@ from .fsutil import (
 )
 
 
-class Snapshot(namedtuple("Snapshot", "path data mode uid gid doc nlink", defaults=(None,))):
+class Snapshot(namedtuple("Snapshot", "path data mode uid gid doc nlink acl",
+                          defaults=(None, ()))):
     """The settings file as read at one moment."""
 
     __slots__ = ()
@@ -31,6 +33,7 @@ class Snapshot(namedtuple("Snapshot", "path data mode uid gid doc nlink", defaul
     # gid: int | None
     # doc: shellfile.Document
     # nlink: int | None; its number of hard links (names)
+    # acl: tuple[fsutil.AclGrant, ...]; whom its POSIX ACL lets read or write it
 
     @property
     def exists(self) -> bool:
@@ -68,6 +71,7 @@ def read(path: str) -> Snapshot:
             raise SettingsError(SETTINGS_IS_DIRECTORY.format(path=path))
         if not stat.S_ISREG(st.st_mode):
             raise SettingsError(SETTINGS_NOT_REGULAR.format(path=path))
+        acl = acl_grants(fd, path)
         chunks = []
         while True:
             chunk = os.read(fd, 1 << 16)
@@ -81,7 +85,7 @@ def read(path: str) -> Snapshot:
     data = b"".join(chunks)
     doc = shellfile.parse(decode(data, path), KEYS, path)
     return Snapshot(path, data, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, doc,
-                    st.st_nlink)
+                    st.st_nlink, acl)
 
 
 def _ensure_directory(path: str) -> None:
@@ -115,6 +119,12 @@ HARD_LINKS = ("{path}: has {count} hard links; refusing to write: a chmod cannot
               "link first (find it with: find / -xdev -samefile {path})")
 
 
+ACL_REFUSED = ("{path}: has a POSIX ACL that lets {who} {access} it; refusing to write: the "
+               "new file would either keep that access to the secret or silently drop what "
+               "someone set; remove the ACL first (setfacl -b {path}), then run the command "
+               "again")
+
+
 def update(path: str, edit: Callable[[Snapshot], Edit], *, state_dir: str,
            fix_permissions: bool = False) -> Update:
     """Read-modify-write ``path`` under the tool's lock (``<state_dir>/lock``).
@@ -125,7 +135,8 @@ def update(path: str, edit: Callable[[Snapshot], Edit], *, state_dir: str,
     keeps the old file as ``path.bak``, leaves mode 0600 and keeps the owner (root
     for a new file).
     ``fix_permissions`` also makes an unchanged file mode 0600 owned by root.
-    A file with another name (hard link) is never written or chmod-ed.
+    A file with another name (hard link), or a POSIX ACL that lets anyone else read or
+    write it, is never written or chmod-ed.
     """
     _ensure_directory(path)
     with state.locked(state_dir):
@@ -133,6 +144,10 @@ def update(path: str, edit: Callable[[Snapshot], Edit], *, state_dir: str,
         before = read(path)
         if before.nlink is not None and before.nlink > 1:
             raise SettingsError(HARD_LINKS.format(path=path, count=before.nlink))
+        if before.acl:
+            grant = before.acl[0]
+            raise SettingsError(ACL_REFUSED.format(path=path, who=grant.who,
+                                                   access=grant.access))
         planned = edit(before)
         text = planned.text
         remove_stale_temps(path)

@@ -14,11 +14,12 @@ the file. (``bashcheck`` asks real bash; this module stays pure.)
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections import namedtuple
 from collections.abc import Iterable, Mapping
 
-from .errors import ParseError
+from .errors import OnedeskError, ParseError
 
 # Syntax problems found on one of our lines. Their meaning (severity, fix)
 # lives in validation; here they are only facts about the text.
@@ -53,6 +54,10 @@ _ASSIGNMENT = re.compile(
 )
 # Characters that end an unquoted word in bash.
 _METACHARS = " \t;&|<>()"
+# Runs of characters with no meaning in a value (unquoted; inside double quotes). Lazy:
+# only values with quotes or expansions need them, and `show` pays for every compile.
+_VALUE_RUN = LazyPattern(r"[^ \t;&|<>()\\'\"`$~]+")
+_QUOTED_RUN = LazyPattern(r"[^\"\\`$]+")
 # What may follow `$` to make it an expansion rather than a literal dollar.
 _EXPANDS_AFTER_DOLLAR = re.compile(r"[A-Za-z0-9_{(@*#?$!'\"-]")
 # A value bash reads back unchanged without quotes (conservative: no
@@ -89,8 +94,8 @@ class SyntaxProblem(namedtuple("SyntaxProblem", "line message")):
     # message: str; never holds text of the file beyond a token
 
 
-class Document(namedtuple("Document", "text entries unsupported syntax_error path",
-                          defaults=((), None, "<text>"))):
+class Document(namedtuple("Document", "text entries unsupported syntax_error path unfollowed",
+                          defaults=((), None, "<text>", None))):
     """A parsed settings text and what it does with the keys asked about."""
 
     __slots__ = ()
@@ -99,6 +104,8 @@ class Document(namedtuple("Document", "text entries unsupported syntax_error pat
     # unsupported: tuple[Unsupported, ...]; every other statement that may set our keys
     # syntax_error: SyntaxProblem | None
     # path: str; for messages
+    # unfollowed: SyntaxProblem | None; where the scanner gave up on text bash may parse
+    #   (nested too deeply, or beyond its grammar): nothing from there on is known
 
     def entries_for(self, key: str) -> list[Entry]:
         return [e for e in self.entries if e.key == key]
@@ -132,6 +139,11 @@ def _read_word(s: str, i: int) -> tuple[str, int, bool]:
     expands = False
     first = i
     while i < len(s):
+        plain = _VALUE_RUN.match(s, i)
+        if plain:  # the common case, in one step: a long value costs one match, not a loop
+            out.append(plain.group())
+            i = plain.end()
+            continue
         c = s[i]
         if c in _METACHARS:
             break
@@ -151,6 +163,11 @@ def _read_word(s: str, i: int) -> tuple[str, int, bool]:
             while True:
                 if i >= len(s):
                     raise ValueError("quote")
+                plain = _QUOTED_RUN.match(s, i)
+                if plain:
+                    out.append(plain.group())
+                    i = plain.end()
+                    continue
                 c = s[i]
                 if c == '"':
                     i += 1
@@ -178,6 +195,13 @@ def _parse_entry(text: str, start: int, end: int, line: int, key: str,
                  match: re.Match[str], path: str) -> Entry:
     raw = text[start:end]
     body = raw[:-1] if raw.endswith("\n") else raw
+    if not (match.group("bom") or match.group("before") or match.group("after")):
+        # Most lines: a value that means itself (no quote, expansion, space or CR, no tilde
+        # where bash expands one: at the start, after a colon), without _read_word's loop.
+        plain = _PLAIN_RUN.fullmatch(body, match.end())
+        value = plain.group() if plain else ""
+        if value and "\r" not in value and value[0] != "~" and ":~" not in value:
+            return Entry(key, line, start, end, value, ())
     problems = []
     if match.group("bom"):
         problems.append(BOM)
@@ -246,6 +270,24 @@ _NAME_TAKERS = frozenset(["declare", "typeset", "readonly", "local", "unset", "r
 _STOPPERS = frozenset(["return", "exit", "exec", "logout"])
 
 
+# How deeply $( ), ${ }, double quotes, arrays and [[ ( ) ]] may nest in one
+# statement. Each level is a few calls of the scanner's own; Python stops at 1000 frames,
+# and dnf's plugin hook or a test runner already uses some. bash accepts hundreds.
+MAX_NESTING = 64
+TOO_DEEP = (f"more than {MAX_NESTING} levels of $( ), ${{ }}, quotes, arrays or "
+            f"parentheses nested")
+CANNOT_FOLLOW = "a statement this tool's scanner cannot follow"
+
+
+class _Unfollowed(Exception):
+    """Text bash may parse but this scanner does not follow (offset, what)."""
+
+    def __init__(self, offset: int, message: str):
+        super().__init__(message)
+        self.offset = offset
+        self.message = message
+
+
 class _Syntax(Exception):
     """bash would stop here: a syntax error (offset, what, the open word if any)."""
 
@@ -309,10 +351,20 @@ class _Scanner:
         self.top_start = 0  # where the top-level command being read began
         self.at_line_start = True
         self.function_next = False
+        self.newlines: list[int] | None = None  # offsets of every "\n", made on first use
+        self.depth = 0  # how deeply the constructs being read nest (MAX_NESTING)
 
     # -- helpers --------------------------------------------------------------------------
     def line_of(self, offset: int) -> int:
-        return self.text.count("\n", 0, offset) + 1
+        # Every entry and record asks: counting from the start each time made a file of
+        # many entries quadratic (40,000 duplicates took 25 s); one index makes each a lookup.
+        if self.newlines is None:
+            self.newlines = newlines = []
+            at = self.text.find("\n")
+            while at >= 0:
+                newlines.append(at)
+                at = self.text.find("\n", at + 1)
+        return bisect.bisect_left(self.newlines, offset) + 1
 
     def record(self, key: str, offset: int, reason: str) -> None:
         self.records.append((key, offset, reason))
@@ -343,6 +395,24 @@ class _Scanner:
         self.record_mentions(text[zone:], zone, f"at or after line {self.line_of(zone)}, in a "
                              f"statement that cannot be parsed", exact=True)
         return SyntaxProblem(line, exc.message)
+
+    def deeper(self) -> None:
+        """One more level of the constructs that nest (each is read by a call of its own):
+        past MAX_NESTING the line is given up on, before Python's own limit is reached."""
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            raise _Unfollowed(self.pos, TOO_DEEP)
+
+    def give_up(self, offset: int, message: str) -> SyntaxProblem:
+        """Stop where the scanner cannot follow text bash may well parse: as at a syntax
+        error, nothing from the statement there on is known, every mention of our keys in
+        it is recorded, and the line is named (``Document.unfollowed``)."""
+        zone = min(self.top_start, offset, self.n)
+        self.entries = [e for e in self.entries if e.start < zone]
+        self.records = [r for r in self.records if r[1] < zone]
+        self.record_mentions(self.text[zone:], zone, f"at or after line {self.line_of(zone)}, "
+                             f"in a statement this tool cannot follow", exact=True)
+        return SyntaxProblem(self.line_of(offset), message)
 
     def label(self) -> str | None:
         for frame in reversed(self.frames):
@@ -497,6 +567,7 @@ class _Scanner:
 
     def double_quoted(self, literal: list[str], word_start: int) -> None:
         text, n = self.text, self.n
+        self.deeper()
         self.pos += 1
         while True:
             if self.pos >= n:
@@ -504,6 +575,7 @@ class _Scanner:
             c = text[self.pos]
             if c == '"':
                 self.pos += 1
+                self.depth -= 1
                 return
             if c == "\\":
                 if self.pos + 1 < n and text[self.pos + 1] != "\n":
@@ -520,6 +592,7 @@ class _Scanner:
     def braces(self, word_start: int) -> None:
         """${...}: an assignment to our key through it is recorded; the rest is skipped."""
         text, n = self.text, self.n
+        self.deeper()
         start = self.pos
         i = self.pos + 2
         if i < n and text[i] in "!#":
@@ -536,6 +609,7 @@ class _Scanner:
             c = text[self.pos]
             if c == "}":
                 self.pos += 1
+                self.depth -= 1
                 return
             if c == "\\":
                 self.pos += 2
@@ -596,14 +670,17 @@ class _Scanner:
 
     def substitution(self, word_start: int) -> None:
         """After `$(`, `<(` or `>(`: the commands inside, up to the matching `)`."""
+        self.deeper()
         saved = self.at_line_start, self.function_next
         self.function_next = False
         self.push("$(", self.pos)
         self.commands(len(self.frames) - 1)
         self.at_line_start, self.function_next = saved
+        self.depth -= 1
 
     def array(self, word_start: int) -> None:
         """NAME=( ... ): the words of an array value, up to the `)`."""
+        self.deeper()
         self.pos += 1
         while True:
             kind, value, at = self.token()
@@ -611,6 +688,7 @@ class _Scanner:
                 raise _Syntax(self.n, "an array ( that is never closed", word_start)
             if kind == "op":
                 if value == ")":
+                    self.depth -= 1
                     return
                 raise _Syntax(at, f"unexpected '{value}' in an array")
 
@@ -903,6 +981,11 @@ class _Scanner:
             else:
                 items.append(("op", value, where))
         # bash checks this grammar while parsing (and `bash -n` exits 0 even so).
+        depth = 0
+        for _kind, value, where in items:
+            depth += 1 if value == "(" else -1 if value == ")" else 0
+            if depth > MAX_NESTING:  # _condition reads each ( with a call of its own
+                raise _Unfollowed(where, TOO_DEEP)
         rest = _condition(items, 0)
         if rest != len(items):
             raise _Syntax(items[rest][2] if rest < len(items) else at,
@@ -1047,8 +1130,11 @@ def _condition_term(items: list, i: int) -> int:
     if i >= len(items):
         bad(i)
     kind, value, _ = items[i]
-    if kind == "word" and value == "!":
-        return _condition_term(items, i + 1)
+    while kind == "word" and value == "!":  # a loop: any number of them costs no stack
+        i += 1
+        if i >= len(items):
+            bad(i)
+        kind, value, _ = items[i]
     if kind == "op" and value == "(":
         i = _condition(items, i + 1)
         if i >= len(items) or items[i][1] != ")":
@@ -1079,13 +1165,21 @@ def parse(text: str, keys: Iterable[str], path: str = "<text>") -> Document:
     reliably.
     """
     scanner = _Scanner(text, frozenset(keys), path)
-    problem = None
+    problem = unfollowed = None
     try:
         scanner.commands(0)
     except _Syntax as exc:
         problem = scanner.stop(exc)
+    except _Unfollowed as exc:
+        unfollowed = scanner.give_up(exc.offset, exc.message)
+    except RecursionError:  # a nesting MAX_NESTING does not count: the same answer
+        unfollowed = scanner.give_up(scanner.pos, TOO_DEEP)
+    except OnedeskError:
+        raise
+    except Exception:  # noqa: BLE001 - a line bash parses but the scanner cannot: a finding
+        unfollowed = scanner.give_up(scanner.pos, CANNOT_FOLLOW)
     return Document(text, tuple(scanner.entries), _records(scanner.records, scanner), problem,
-                    path)
+                    path, unfollowed)
 
 
 def _records(records, scanner) -> tuple[Unsupported, ...]:
@@ -1119,6 +1213,9 @@ def assignment(key: str, value: str) -> str:
     return f"{key}={quote(value)}\n"
 
 
+UNFOLLOWED_FIX = "simplify that statement by hand (bash -n FILE checks it)"
+UNFOLLOWED_REFUSED = ("{path}:{line}: not changed: this tool cannot follow the file here "
+                      "({message}); " + UNFOLLOWED_FIX + ", then run the command again")
 UNSUPPORTED_FIX = ("edit that line by hand into a plain top-level {key}=value line "
                    "(then run the command again)")
 
@@ -1129,6 +1226,9 @@ def refuse_unsafe(doc: Document) -> None:
     Any unsupported statement for any of our keys refuses every write, not
     only a write of that key: the administrator fixes the line by hand first.
     """
+    if doc.unfollowed:  # first: the records after it are its consequence
+        raise ParseError(UNFOLLOWED_REFUSED.format(path=doc.path, line=doc.unfollowed.line,
+                                                   message=doc.unfollowed.message))
     if doc.unsupported:
         first = doc.unsupported[0]
         raise ParseError(f"{doc.path}:{first.line}: not changed: {first.key} is set "

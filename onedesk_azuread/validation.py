@@ -236,6 +236,11 @@ UNSUPPORTED = "unsupported-construct"
 BASH_SYNTAX = "bash-syntax"
 
 
+UNFOLLOWED = ("this tool cannot follow the file here ({message}), though bash may: it reports "
+              "no value set from this statement on and changes nothing in this file. Fix: "
+              + shellfile.UNFOLLOWED_FIX)
+
+
 def _construct_findings(doc: shellfile.Document) -> list[Finding]:
     """Statements this tool cannot edit safely, and where bash stops parsing."""
     findings = [Finding(
@@ -243,6 +248,9 @@ def _construct_findings(doc: shellfile.Document) -> list[Finding]:
         f"{u.key} is set {u.reason}, which only bash can follow: this tool reports no value "
         f"for it and changes nothing in this file. Fix: " + shellfile.UNSUPPORTED_FIX.format(
             key=u.key), False, u.line) for u in doc.unsupported]
+    if doc.unfollowed:
+        findings.append(Finding(UNSUPPORTED, ERROR, None, UNFOLLOWED.format(
+            message=doc.unfollowed.message), False, doc.unfollowed.line))
     if doc.syntax_error:
         problem = doc.syntax_error
         findings.append(Finding(
@@ -268,6 +276,16 @@ def _value_message(key: str, error: _Invalid) -> str:
                 f"{SECRET_MIN} to {SECRET_MAX}. Fix: {fix}")
     return (f"{key} contains whitespace, control or non-ASCII characters, which no client "
             f"secret has. Fix: {fix}")
+
+
+ACL_GRANTS_ACCESS = ("a POSIX ACL lets {who} {access} the file, which holds the secret; "
+                     "nothing is written while it does (a new file would keep that access or "
+                     "silently drop it). Fix: setfacl -b {path}")
+
+
+def _acl_findings(acl, path: str) -> list[Finding]:
+    return [Finding("acl-grants-access", ERROR, None, ACL_GRANTS_ACCESS.format(
+        who=grant.who, access=grant.access, path=path), False) for grant in acl]
 
 
 def _file_findings(mode: int | None, uid: int | None, nlink: int | None) -> list[Finding]:
@@ -309,10 +327,11 @@ def _expiry_findings(expires: date | None, today: date) -> list[Finding]:
 
 def validate(doc: shellfile.Document, *, mode: int | None = None, uid: int | None = None,
              nlink: int | None = None, expires: date | None = None,
-             today: date | None = None) -> list[Finding]:
-    """All findings for a parsed settings file; errors first, then warnings."""
+             today: date | None = None, acl=()) -> list[Finding]:
+    """All findings for a parsed settings file; errors first, then warnings. ``acl``: the
+    fsutil.AclGrant records of the file's POSIX ACL."""
     findings = (_construct_findings(doc) + _syntax_findings(doc) + _value_findings(doc)
-                + _file_findings(mode, uid, nlink)
+                + _file_findings(mode, uid, nlink) + _acl_findings(acl, doc.path)
                 + _expiry_findings(expires, today or date.today()))
     return sorted(findings, key=lambda f: (f.severity != ERROR, f.line or 0))
 

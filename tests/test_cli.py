@@ -509,3 +509,85 @@ def test_check_fix_on_a_missing_file_creates_none(run, settings_path):
     result = run("check", "--fix")
     assert result.exit_code == 1  # both entries missing
     assert not settings_path.exists()
+
+
+# --- The real command in a process: what bash accepts, the locale an admin has ---------------
+
+def process(root, *args, env=None):
+    """`onedesk-azuread --root ROOT ARGS` as a process of its own (no CliRunner)."""
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-c", MAIN, "--root", str(root), *args],
+                          capture_output=True, timeout=120, check=False, env=env)
+
+
+def test_a_line_nested_hundreds_deep_is_one_finding_not_a_traceback(root, settings_path):
+    deep = "X=" + "$(echo " * 500 + "hi" + ")" * 500  # bash -n accepts it
+    settings_path.write_text(f"AZUREAD_CID={CLIENT_ID}\n{deep}\nAZUREAD_CIS={SECRET}\n")
+    os.chmod(settings_path, 0o600)
+    checked = process(root, "check")
+    assert checked.returncode == 1, checked.stderr
+    assert b"Traceback" not in checked.stderr + checked.stdout
+    assert checked.stdout.decode().splitlines()[0] == (
+        f"{settings_path}:2: error: this tool cannot follow the file here (more than 64 levels "
+        f"of $( ), ${{ }}, quotes, arrays or parentheses nested), though bash may: it "
+        f"reports no value set from this statement on and changes nothing in this file. Fix: "
+        f"simplify that statement by hand (bash -n FILE checks it)")
+    shown = process(root, "show")
+    assert shown.returncode == 0 and shown.stderr == b""
+    assert f"AZUREAD_CID:  {CLIENT_ID}" in shown.stdout.decode()
+    written = process(root, "set", "--client-id", CLIENT_ID.replace("0", "1"))
+    assert written.returncode == 1 and b"Traceback" not in written.stderr
+    assert written.stderr.decode().splitlines() == [
+        f"Error: {settings_path}:2: not changed: this tool cannot follow the file here (more "
+        f"than 64 levels of $( ), ${{ }}, quotes, arrays or parentheses nested); simplify "
+        f"that statement by hand (bash -n FILE checks it), then run the command again"]
+
+
+@pytest.fixture(scope="session")
+def latin1_locale(tmp_path_factory):
+    """A real legacy 8-bit locale, en_US.ISO-8859-1, made with localedef into a private
+    directory (LOCPATH): the host's locales stay untouched. Its sources are Debian's
+    `locales` package (EL: glibc-locale-source), which tools/system-deps.sh installs."""
+    import subprocess
+    import sys
+
+    where = tmp_path_factory.mktemp("locale")
+    made = subprocess.run(["localedef", "-i", "en_US", "-f", "ISO-8859-1",
+                           str(where / "en_US.ISO-8859-1")], capture_output=True, text=True,
+                          check=False)
+    env = {"PATH": os.environ["PATH"], "LOCPATH": str(where), "LANG": "en_US.ISO-8859-1"}
+    python = subprocess.run([sys.executable, "-c", "import sys; print(sys.stdout.encoding)"],
+                            env=env, capture_output=True, text=True, check=False)
+    assert python.stdout.strip() == "iso8859-1", (
+        f"localedef could not make en_US.ISO-8859-1 ({made.stderr.strip()}): install the "
+        f"locale sources (sh tools/system-deps.sh)")
+    return env
+
+
+@pytest.mark.parametrize("locale", ["ISO-8859-1", "C", "C.UTF-8"])
+def test_every_locale_prints_what_it_can_and_never_a_traceback(tmp_path, locale,
+                                                               latin1_locale):
+    root = tmp_path / "srv-é€"  # in argv: bytes the locale decodes, and prints back as they came
+    (root / "root").mkdir(parents=True)
+    settings_path = root / "root" / ".OneDesk"
+    settings_path.write_text(f"AZUREAD_CID=0b5c€\nAZUREAD_CIS={SECRET}\n", encoding="utf-8")
+    os.chmod(settings_path, 0o600)
+    chosen = {"ISO-8859-1": latin1_locale, "C": {"LC_ALL": "C"},
+              "C.UTF-8": {"LANG": "C.UTF-8"}}[locale]
+    env = {"PATH": os.environ["PATH"], **chosen}  # no PYTHONIOENCODING, no PYTHONUTF8
+    encoding = "iso-8859-1" if locale == "ISO-8859-1" else "utf-8"
+    shown = process(root, "show", env=env)
+    assert shown.returncode == 0 and shown.stderr == b""
+    lines = shown.stdout.decode(encoding).splitlines()
+    # A character the locale cannot show is written as its escape, the rest as it is.
+    cid = "0b5c\\u20ac" if locale == "ISO-8859-1" else "0b5c€"
+    assert lines[1] == f"AZUREAD_CID:  {cid}"
+    assert os.fsencode(str(settings_path)) in shown.stdout  # the name, byte for byte
+    checked = process(root, "check", env=env)
+    assert checked.returncode == 1
+    assert b"Traceback" not in checked.stderr
+    assert f"{settings_path}:1: error: AZUREAD_CID is not a GUID".encode() in checked.stdout
+    assert checked.stderr.decode(encoding).endswith("OneDesk would not get correct Azure AD "
+                                                    "values\n")

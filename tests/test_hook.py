@@ -88,3 +88,12 @@ def test_inject_repairs_and_returns_the_pair_that_record_records(paths):
 def test_record_needs_both_entries(paths):
     hook.record(paths, {"AZUREAD_CID": CLIENT_ID}, ["onedesk-db-utils-2.0-1.noarch"])
     assert state.load_applied(paths.state_dir) is None
+
+
+def test_a_statement_nested_too_deeply_stops_in_one_finding_not_a_recursion_error(paths):
+    deep = "X=" + "$(echo " * 500 + "hi" + ")" * 500  # bash accepts it
+    write_settings(paths, f"AZUREAD_CID={CLIENT_ID}\n{deep}\nAZUREAD_CIS={SECRET}\n")
+    found = hook.preflight(paths, require=False)
+    assert found.present
+    assert [(f.code, f.key, f.line) for f in found.blocking] == [
+        ("unsupported-construct", None, 2), ("unsupported-construct", "AZUREAD_CIS", 3)]

@@ -301,3 +301,74 @@ def test_settings_update_refuses_a_hard_linked_file_in_one_line(root, settings_p
     assert "\n" not in message and str(settings_path) in message
     assert "find / -xdev -samefile" in message
     assert snapshot(root) == before
+
+
+# --- What a write keeps and refuses: the SELinux label, a POSIX ACL -------------------------
+# Through the extended attributes themselves: setting security.selinux works here without
+# SELinux active, and tmp_path's file system keeps POSIX ACLs.
+SELINUX = "security.selinux"
+LABEL = b"system_u:object_r:admin_home_t:s0\0"
+
+
+@pytest.mark.parametrize("command", [SET, ("check", "--fix"), ("unset",)])
+def test_every_write_keeps_the_selinux_label_on_the_file_and_its_backup(run, settings_path,
+                                                                       command):
+    settings_path.write_text(GOOD.replace("\n", "\r\n"))  # repairable: check --fix writes
+    os.chmod(settings_path, 0o600)
+    os.setxattr(settings_path, SELINUX, LABEL)
+    result = run(*command, input=SECRET)
+    assert result.exit_code == 0, result.stderr
+    assert settings_path.read_text() != GOOD.replace("\n", "\r\n")  # it was replaced
+    assert os.getxattr(settings_path, SELINUX) == LABEL
+    assert os.getxattr(settings_path.parent / ".OneDesk.bak", SELINUX) == LABEL
+
+
+def _acl(*named, mask=4):
+    """user::rw-, the named (tag, perm, id) entries, group::---, mask, other::---"""
+    entries = [(0x01, 6, 0xFFFFFFFF), *named, (0x04, 0, 0xFFFFFFFF), (0x10, mask, 0xFFFFFFFF),
+               (0x20, 0, 0xFFFFFFFF)]
+    import struct
+
+    return struct.pack("<I", 2) + b"".join(struct.pack("<HHI", *e) for e in entries)
+
+
+@pytest.fixture
+def shared(settings_path):
+    """The settings file with an ACL entry that lets uid 65432 read it."""
+    settings_path.write_text(GOOD.replace("\n", "\r\n"))  # repairable: check --fix would write
+    os.chmod(settings_path, 0o600)
+    os.setxattr(settings_path, "system.posix_acl_access", _acl((0x02, 4, 65432)))
+    return settings_path
+
+
+def test_an_acl_that_lets_another_user_read_the_secret_is_an_error_finding(run, shared):
+    result = run("check", "--json")
+    assert result.exit_code == 1
+    found = [f for f in json.loads(result.stdout)["findings"] if f["code"] == "acl-grants-access"]
+    assert [(f["severity"], f["repairable"], f["key"]) for f in found] == [("error", False, None)]
+    assert found[0]["message"] == (
+        f"a POSIX ACL lets uid 65432 read the file, which holds the secret; nothing is "
+        f"written while it does (a new file would keep that access or silently drop it). "
+        f"Fix: setfacl -b {shared}")
+
+
+@pytest.mark.parametrize("command", [SET, SET + ("--force",), ("check", "--fix"), ("unset",)])
+def test_no_write_carries_over_or_drops_an_acl_that_grants_access(run, root, shared, command):
+    before = snapshot(root)
+    result = run(*command, input=SECRET)
+    assert result.exit_code == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"Error: {shared}: has a POSIX ACL that lets uid 65432 read it; refusing to write: the "
+        f"new file would either keep that access to the secret or silently drop what someone "
+        f"set; remove the ACL first (setfacl -b {shared}), then run the command again")
+    assert snapshot(root) == before
+    assert os.getxattr(shared, "system.posix_acl_access") == _acl((0x02, 4, 65432))
+
+
+def test_an_acl_that_grants_nothing_beyond_the_mode_is_no_finding(run, settings_path):
+    settings_path.write_text(GOOD)
+    os.chmod(settings_path, 0o600)
+    os.setxattr(settings_path, "system.posix_acl_access", _acl((0x02, 6, 0), (0x02, 4, 65432),
+                                                               mask=0))
+    assert run("check").exit_code == 0

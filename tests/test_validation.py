@@ -119,3 +119,14 @@ def test_a_finding_quoting_the_file_is_one_printable_line():
     line = found[0].describe("/root/.OneDesk")
     assert "as an argument to x\\x1b[2J\\r," in line
     assert line.isprintable()
+
+
+def test_a_statement_the_scanner_cannot_follow_is_an_unsupported_construct_error():
+    deep = "X=" + "$(echo " * 500 + "hi" + ")" * 500
+    found = findings(f"AZUREAD_CID={CLIENT_ID}\n{deep}\nAZUREAD_CIS={SECRET}\n")
+    first = found[0]
+    assert (first.code, first.severity, first.key, first.line, first.repairable) == (
+        "unsupported-construct", "error", None, 2, False)
+    assert "more than 64 levels" in first.message and "bash -n FILE" in first.message
+    assert [(f.code, f.key, f.line) for f in found[1:]] == [
+        ("unsupported-construct", "AZUREAD_CIS", 3)]

@@ -28,6 +28,9 @@
    more (see there for why).
 8. The timer's check (`check --scheduled` once `check --help` lists it, else `check`):
    median wall time. Goal: under 1 s.
+9. Parsing is linear in the file's size: `show` on a 2 MB file of 40,000 definitions of
+   AZUREAD_CIS against one of 40,000 other assignments (each an entry the scanner reads
+   in full and a line it only steps over). Goal: median ratio at most 2.
 
 The run ends with a table (figure, result, goal, PASS/FAIL) and exits 1 when a goal
 fails or a figure could not be measured. BENCH_*_PAIRS shorten or lengthen a run.
@@ -57,6 +60,9 @@ DNF5_PAIRS = int(os.environ.get("BENCH_DNF5_PAIRS", "30"))
 DNF5_UNRELATED_PAIRS = int(os.environ.get("BENCH_DNF5_UNRELATED_PAIRS", "100"))
 ONLINE_PAIRS = int(os.environ.get("BENCH_ONLINE_PAIRS", "60"))  # 4 processes a round: noisy
 SCHEDULED_RUNS = int(os.environ.get("BENCH_SCHEDULED_RUNS", "21"))
+PARSE_PAIRS = int(os.environ.get("BENCH_PARSE_PAIRS", "10"))  # about 1 s a pair
+PARSE_LINES = 40000
+PARSE_GOAL = 2.0
 CLIENT_ID = "0b5c3a1e-7d2f-4c8a-9e61-3f4d2b1a0c9e"
 SECRET = "Xk74Q~pL.mN3-rT_vW8yZ1aB2cD3eF4gH5iJ6kL7"  # made up, in Azure's format
 TENANT = "contoso.onmicrosoft.com"
@@ -444,6 +450,27 @@ def bench_dnf5(bed):
             dnf5bed.cleanup()
 
 
+# --- 9. parsing: linear in the file's size ---------------------------------------------------
+
+def bench_parsing(env):
+    """`show` on 40,000 duplicate entries against 40,000 ordinary lines of the same size."""
+    top = tempfile.mkdtemp(prefix="onedesk-bench-parse.")
+    try:
+        commands = []
+        for name, line in (("duplicates", "AZUREAD_CIS=" + SECRET[:-4] + "{i:05}\n"),
+                           ("ordinary", "OTHER_{i:05}=" + SECRET[:-4] + "\n")):
+            root = os.path.join(top, name)
+            os.makedirs(os.path.join(root, "root"), mode=0o700)
+            with open(os.path.join(root, "root", ".OneDesk"), "w", encoding="utf-8") as handle:
+                handle.write("".join(line.format(i=i) for i in range(PARSE_LINES)))
+            commands.append([CLI, "--root", root, "show"])
+        a, b = paired(commands[0], commands[1], env, PARSE_PAIRS, warmup=1)
+        report(f"show: {PARSE_LINES} duplicate entries vs {PARSE_LINES} other lines (2 MB)",
+               a, b, PARSE_GOAL)
+    finally:
+        shutil.rmtree(top)
+
+
 # --- the run ----------------------------------------------------------------------------------
 
 def section(name, function, *args):
@@ -488,6 +515,7 @@ def main():
         section("show (fresh venv)", bench_show_fresh, env, root)
         section("check --online", bench_online, env, root)
         section("the timer's check", bench_scheduled, env, root)
+        section("parsing", bench_parsing, env)
     finally:
         shutil.rmtree(root)
     from tests.rpmbed import Bed

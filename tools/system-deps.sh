@@ -1,7 +1,8 @@
 #!/bin/sh
 # Install the system tools the tests and the demo run for real: bash, Python's
-# venv, groff and mandoc (the man page's lint), (for the packaging tests) rpm, rpmbuild,
-# dnf, createrepo_c, and debootstrap (the Debian 11 root that stands in for EL 9's
+# venv, groff and mandoc (the man page's lint), glibc's locale sources (a legacy
+# locale for the CLI's output), (for the packaging tests) rpm, rpmbuild, dnf,
+# createrepo_c, and debootstrap (the Debian 11 root that stands in for EL 9's
 # Python 3.9 and rpm 4.16: tools/debian-root.sh).
 # Does nothing when they are all present; needs root otherwise.
 set -eu
@@ -13,6 +14,8 @@ for tool in bash rpm rpmbuild rpm2cpio cpio dnf createrepo_c rpmlint debootstrap
 done
 /usr/bin/python3 -c 'import dnf, configobj, click, setuptools' 2>/dev/null || need="$need python3-dnf/configobj/click/setuptools"
 [ -e /bin/busybox ] || [ -e /usr/bin/busybox ] || need="$need busybox"
+# The locale sources (tests/test_cli.py makes en_US.ISO-8859-1 from them with localedef).
+[ -e /usr/share/i18n/charmaps/ISO-8859-1.gz ] && [ -e /usr/share/i18n/locales/en_US ] || need="$need locales"
 # The daily check's tests: `systemd-analyze verify` on the units, `promtool check metrics`.
 have systemd-analyze || need="$need systemd-analyze"
 # promtool alone: Debian 13 packages it on its own (promtool); Debian 12 only inside the
@@ -42,9 +45,9 @@ if have apt-get; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends bash python3-venv python3-setuptools python3-configobj python3-click rpm rpm2cpio cpio dnf \
-        python3-dnf createrepo-c busybox-static rpmlint debootstrap groff-base mandoc systemd >/dev/null
+        python3-dnf createrepo-c busybox-static rpmlint debootstrap groff-base mandoc systemd locales >/dev/null
 elif have dnf; then
-    dnf install -y -q bash python3 python3-setuptools python3-configobj python3-click rpm-build cpio dnf python3-dnf createrepo_c busybox rpmlint debootstrap groff-base mandoc systemd /usr/bin/promtool
+    dnf install -y -q bash python3 python3-setuptools python3-configobj python3-click rpm-build cpio dnf python3-dnf createrepo_c busybox rpmlint debootstrap groff-base mandoc systemd /usr/bin/promtool glibc-locale-source
 else
     echo "system-deps: need apt-get or dnf to install:$need" >&2
     exit 1
