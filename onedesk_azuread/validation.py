@@ -53,9 +53,11 @@ class Finding(namedtuple("Finding", "code severity key message repairable line",
 
     def describe(self, path: str) -> str:
         """One line: a message may quote the file (a command name, bash's words), whose
-        control characters are shown escaped (trust.printable)."""
+        control characters are shown escaped (trust.printable). The path is the
+        administrator's own (--file, --root, or a hook's configuration, which refuses
+        control characters): it is named as given, byte for byte in any locale."""
         where = f"{path}:{self.line}" if self.line else path
-        return printable(f"{where}: {self.severity}: {self.message}")
+        return f"{where}: {self.severity}: {printable(self.message)}"
 
     def as_dict(self) -> dict[str, object]:
         return {
