@@ -360,7 +360,7 @@ def test_show_says_when_an_entry_is_not_a_literal_value(run, settings_path):
     assert json.loads(run("show", "--json").stdout)["secret"] is None
 
 
-# --- set prints the owner and mode warnings check prints (issue 7, item 8) ------------------
+# --- set prints the owner and mode warnings check prints
 
 def _file_warnings(text):
     return sorted(line for line in text.splitlines() if "warning: the file" in line)
@@ -385,7 +385,7 @@ def test_set_prints_the_mode_and_owner_warnings_check_prints(run, settings_path)
     assert not [w for w in _file_warnings(written.stderr) if "(mode " in w]
 
 
-# --- --expires takes exactly YYYY-MM-DD on every Python (issue 7, item 8) -------------------
+# --- --expires takes exactly YYYY-MM-DD on every Python
 
 @pytest.mark.parametrize("given", [
     "20991201",  # Python 3.11+'s date.fromisoformat takes these three

@@ -259,7 +259,7 @@ def test_owner_is_kept_on_write_and_made_root_by_fix(run, settings_path):
     assert run("check").exit_code == 0
 
 
-# --- A second name (hard link) for the settings file: an error, never written (issue 7, 8) --
+# --- A second name (hard link) for the settings file: an error, never written
 
 @pytest.fixture
 def linked(run, settings_path):

@@ -1,4 +1,4 @@
-"""The tool's own state fails closed: its directory, its files and its lock (issue 7, item 4).
+"""The tool's own state fails closed: its directory, its files and its lock.
 
 The state directory is repaired like systemd-tmpfiles does or refused; state files are read
 without following links or blocking, bounded and type-checked; the write lock is a root-only
