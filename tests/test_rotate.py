@@ -11,7 +11,7 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 import trustme
 
-from onedesk_azuread import rotate, state
+from onedesk_azuread import rotate, rotation, state, validation
 from onedesk_azuread.azcli import Credential, parse_time
 from onedesk_azuread.errors import RotationFailed
 
@@ -22,6 +22,9 @@ from .fake_azure import FakeAzure
 TENANT = "contoso.onmicrosoft.com"
 HERE = os.path.dirname(os.path.abspath(__file__))
 OLD_END = date.today() + timedelta(days=20)  # soon: the reason to rotate
+HOST = rotate.server_name()
+# The current secret, as this server's earlier rotation named it.
+MINE = f"onedesk-azuread {HOST} {date.today() - timedelta(days=300)}"
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +55,7 @@ class Az:
         self.log = str(directory / "az-calls.jsonl")
         other_end = (date.today() + timedelta(days=400)).isoformat() + "T08:00:00.5Z"
         fake_az.make_state(self.state, CLIENT_ID, [
-            (SECRET, fake_az.stale_start(), f"{OLD_END.isoformat()}T09:12:44.1234567Z",
-             "OneDesk on-premise"),
+            (SECRET, fake_az.stale_start(), f"{OLD_END.isoformat()}T09:12:44.1234567Z", MINE),
             (OTHER_SECRET, fake_az.stale_start(100), other_end, "someone else's"),
         ])
 
@@ -130,6 +132,10 @@ def accepted(az, secret):
     return fake_az.accepted(az.state, CLIENT_ID, secret)
 
 
+def accepted_at(az, secret, now):
+    return fake_az.accepted(az.state, CLIENT_ID, secret, now=now)
+
+
 def assert_never_leaked(root, az, result, *secrets):
     """No secret on az's command line or in its environment, in our output, in our state."""
     for secret in secrets:
@@ -177,25 +183,44 @@ def test_rotate_no_apply_end_to_end(run, root, azure, az, configured, monkeypatc
     assert az.verbs() == ["list", "reset", "list"]
     reset = az.calls()[1]["argv"]
     assert "--append" in reset
-    assert reset[reset.index("--display-name") + 1] == f"onedesk-azuread {date.today()}"
+    assert reset[reset.index("--display-name") + 1] == f"onedesk-azuread {HOST} {date.today()}"
+    # Nothing unfinished: no journal; the new key is recorded as this server's.
+    assert not os.path.exists(os.path.join(state_dir(root), "rotate.json"))
+    assert rotation.load_key(state_dir(root), CLIENT_ID, secret) == key
     assert all("AZUREAD_CIS" not in call["env"] for call in az.calls())
     assert_never_leaked(root, az, result, SECRET, secret)
     text = run("show").stdout
     assert secret[:3] + "…" in text and secret not in text
 
 
-def test_end_date_and_years_go_to_az_and_the_expiry_comes_back(run, root, azure, az,
-                                                                configured):
+def midnight(day):
+    return datetime.combine(day, datetime.min.time(), timezone.utc).timestamp()
+
+
+def test_end_date_is_the_first_day_the_secret_no_longer_works(run, root, azure, az,
+                                                               configured):
+    from onedesk_azuread import watch
+
     az.set(propagation_seconds=0)
     end = date.today() + timedelta(days=180)
+    last = end - timedelta(days=1)
     result = rotate_cli(run, azure, "--no-apply", "--end-date", end.isoformat())
     assert result.exit_code == 0, result.stderr
     reset = az.calls()[1]["argv"]
     assert reset[reset.index("--end-date") + 1] == end.isoformat() and "--years" not in reset
     secret = bash_reads(configured, "AZUREAD_CIS")[0]
-    assert state.load_expiry(state_dir(root), secret) == end
-    assert f"done: rotated to the new secret {az.keys()[-1]} (expires {end.isoformat()})" \
+    # az sends DT00:00:00Z: Azure AD takes it until the last second of the day before.
+    assert accepted_at(az, secret, midnight(end) - 1) and not accepted_at(az, secret,
+                                                                          midnight(end))
+    # The expiry recorded is that last day; check and the metrics say the same moment.
+    assert state.load_expiry(state_dir(root), secret) == last
+    assert watch._expiry_timestamp(last) == midnight(end)
+    assert f"done: rotated to the new secret {az.keys()[-1]} (expires {last.isoformat()})" \
         in result.stderr
+    assert json.loads(run("show", "--json").stdout)["expires"] == last.isoformat()
+    # check: still valid on the last day, expired from the end date on
+    assert [f.code for f in validation._expiry_findings(last, last)] == ["secret-expires-soon"]
+    assert [f.code for f in validation._expiry_findings(last, end)] == ["secret-expired"]
     assert "onedesk-azuread apply" in result.stderr  # --no-apply: the step left
     before = az.keys()
     again = rotate_cli(run, azure, "--no-apply", "--years", "2")
@@ -234,20 +259,49 @@ def test_an_old_secret_that_cannot_be_told_apart_is_never_retired(run, root, azu
     assert "az ad app credential delete" not in result.stderr
 
 
-def test_current_key_matches_hint_and_recorded_expiry():
-    def cred(key, hint, end):
-        return Credential(key, hint, None, None, parse_time(end))
+def cred(key, hint, end, name=None):
+    return Credential(key, hint, name, None, parse_time(end))
 
+
+def test_current_key_matches_hint_and_recorded_expiry():
     creds = [cred("a", "Xk7", "2027-01-01T00:00:00Z"), cred("b", "Xk7", "2028-01-01T10:00:00Z"),
              cred("c", "Qa9", "2027-01-01T00:00:00Z")]
-    assert rotate.current_key(creds, CLIENT_ID, SECRET, date(2028, 1, 1))[0].key_id == "b"
-    none, why = rotate.current_key(creds, CLIENT_ID, SECRET, None)
-    assert none is None and "2 secrets of app" in why and "(a, b)" in why
     assert rotate.current_key(creds[1:], CLIENT_ID, SECRET, None)[0].key_id == "b"
+    assert rotate.current_key(creds[1:], CLIENT_ID, SECRET, date(2028, 1, 1))[0].key_id == "b"
+    # A key ending at 00:00 UTC works until the day before: that is its recorded expiry
+    # (and, from records written before, the date of endDateTime itself).
+    assert rotate.current_key(creds[:1], CLIENT_ID, SECRET, date(2026, 12, 31))[0].key_id == "a"
+    assert rotate.current_key(creds[:1], CLIENT_ID, SECRET, date(2027, 1, 1))[0].key_id == "a"
+    assert rotate.current_key(creds[:1], CLIENT_ID, SECRET, date(2027, 1, 2))[0] is None
     assert parse_time("2026-12-02T00:37:39.6171427Z") == datetime(
         2026, 12, 2, 0, 37, 39, 617142, tzinfo=timezone.utc)
     assert parse_time("2026-12-02T01:00:00+01:00").hour == 0
     assert parse_time("yesterday") is None
+
+
+def test_two_keys_with_the_current_hint_are_no_proof_without_a_recorded_key_id():
+    # The recorded expiry alone would pick b: a hint is 3 characters, a date is typed by hand.
+    creds = [cred("a", "Xk7", "2027-01-01T00:00:00Z"), cred("b", "Xk7", "2028-01-01T10:00:00Z")]
+    none, why = rotate.current_key(creds, CLIENT_ID, SECRET, date(2028, 1, 1))
+    assert none is None and why == f"2 secrets of app {CLIENT_ID} have the hint Xk7 (a, b)"
+    # The key id this server recorded when its rotate created the secret decides...
+    assert rotate.current_key(creds, CLIENT_ID, SECRET, date(2028, 1, 1), "b")[0].key_id == "b"
+    # ...unless the recorded expiry is another key's last day, or the id is gone.
+    none, why = rotate.current_key(creds, CLIENT_ID, SECRET, date(2026, 12, 31), "b")
+    assert none is None and why == ("the recorded expiry 2026-12-31 is not the last day of the "
+                                    "key this server recorded for its secret (b, last day "
+                                    "2028-01-01); it is the last day of a")
+    none, why = rotate.current_key(creds, CLIENT_ID, SECRET, None, "z")
+    assert none is None and why.startswith("the key id this server recorded for its secret (z) "
+                                           "is not among the secrets")
+
+
+def test_the_last_day_a_key_works():
+    # az's --end-date D: endDateTime DT00:00:00Z, the last day is D-1; --years N ends in a day.
+    assert cred("a", "x", "2027-12-03T00:00:00Z").last_day == date(2027, 12, 2)
+    assert cred("a", "x", "2027-12-03T10:22:31Z").last_day == date(2027, 12, 3)
+    assert cred("a", "x", "2027-12-03T00:00:00.5Z").last_day == date(2027, 12, 3)
+    assert cred("a", "x", None).last_day is None
 
 
 # --- faults: each leaves the old secret working and the file consistent ------------------
@@ -321,9 +375,8 @@ def test_apply_fails_the_file_is_written_and_the_old_key_kept(run, root, azure, 
     assert f"the new secret {key} is written to {configured}" in message
     assert "Failed to download metadata" in message
     assert "OneDesk still uses the old secret, which still works and was not retired" in message
-    assert message.endswith(f"finish with: onedesk-azuread --root {root} apply, then retire "
-                            f"the old one with: az ad app credential delete --id {CLIENT_ID} "
-                            f"--key-id {old_key}")
+    assert message.endswith(f"finish with: onedesk-azuread --root {root} rotate --finish (it "
+                            f"applies, then retires the old secret {old_key})")
     report = json.loads(result.stdout)
     assert (report["written"], report["applied"], report["retired"]) == (True, False, False)
     assert bash_reads(configured, "AZUREAD_CIS") == [secret]
@@ -347,7 +400,7 @@ def test_an_app_az_cannot_find(run, root, azure, az, configured):
     az.set(apps={})
     result = rotate_cli(run, azure, "--no-apply")
     assert result.exit_code == 1
-    assert (f"(exit 3): Resource '{CLIENT_ID}' does not exist or one of its queried "
+    assert (f"(exit 1): Resource '{CLIENT_ID}' does not exist or one of its queried "
             f"reference-property objects are not present.") in result.stderr
     assert "nothing was changed" in result.stderr
 
@@ -366,9 +419,11 @@ def test_without_az_it_says_what_to_run_on_a_workstation(run, root, azure, confi
     assert len(lines) == 1
     assert "the Azure CLI (az) was not found on PATH" in lines[0]
     assert (f"az ad app credential reset --id {CLIENT_ID} --append --display-name "
-            f"'onedesk-azuread {date.today()}' --end-date {end} --query password -o tsv | ssh "
-            f"root@") in lines[0]
-    assert f"onedesk-azuread set --secret-stdin --expires {end}" in lines[0]
+            f"'onedesk-azuread {HOST} {date.today()}' --end-date {end} --query password -o tsv "
+            f"| ssh root@") in lines[0]
+    # az ends it at 00:00 UTC on --end-date: the last day it works is the day before.
+    assert (f"onedesk-azuread set --secret-stdin --expires {end - timedelta(days=1)}"
+            in lines[0])
     assert configured.read_bytes() == before
     monkeypatch.setenv("ONEDESK_AZUREAD_AZ", str(tmp_path / "no-such-az"))
     named = rotate_cli(run, azure)
