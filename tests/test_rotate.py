@@ -2,6 +2,7 @@
 file, so msal's real code path meets an "Azure" that holds exactly the secrets az created,
 accepts a new one only after a propagation delay and refuses a retired one."""
 
+import contextlib
 import json
 import os
 import sys
@@ -464,6 +465,264 @@ def test_an_expired_current_secret_is_the_reason_to_rotate_not_a_refusal(run, ro
     assert "1. add a new secret" in result.stderr
 
 
+# --- whose key is it: the proof before anything is retired --------------------------------
+
+OTHER_HOST = "web2.example.com"
+
+
+def add_key(az, value, end, name):
+    """Another secret in "Azure" (propagated long ago); its key id."""
+    data = az.data()
+    entry = fake_az.credential(value, fake_az.stale_start(50), end, name)
+    data["apps"][CLIENT_ID]["passwordCredentials"].append(entry)
+    data["values"][entry["keyId"]] = value
+    data["created"][entry["keyId"]] = 0
+    fake_az.save(az.state, data)
+    return entry["keyId"]
+
+
+def rename_key(az, key, name):
+    data = az.data()
+    for entry in data["apps"][CLIENT_ID]["passwordCredentials"]:
+        if entry["keyId"] == key:
+            entry["displayName"] = name
+    fake_az.save(az.state, data)
+
+
+def test_two_keys_with_the_current_hint_keep_every_old_key(run, root, azure, az, configured):
+    # Same 3 characters, another end date: the recorded expiry would single one out.
+    twin = add_key(az, SECRET[:3] + OTHER_SECRET[3:], "2030-01-01T00:00:00Z", MINE)
+    result = rotate_cli(run, azure, "--dry-run", "--retire-old")
+    assert result.exit_code == 0, result.stderr
+    old = az.key_of(SECRET)
+    assert (f"the old secret will not be retired: 2 secrets of app {CLIENT_ID} have the hint "
+            f"{SECRET[:3]} ({old}, {twin})") in result.stderr
+    assert ". keep the old secret: 2 secrets of app" in result.stderr
+    assert "az ad app credential delete" not in result.stderr
+
+
+def test_a_recorded_key_id_that_azure_does_not_list_keeps_every_old_key(run, root, azure, az,
+                                                                        configured):
+    from onedesk_azuread import rotation
+
+    gone = "6d1f0c2b-0000-4000-8000-000000000001"
+    rotation.save_key(state_dir(root), CLIENT_ID, SECRET, gone, MINE)
+    result = rotate_cli(run, azure, "--dry-run", "--retire-old")
+    assert result.exit_code == 0, result.stderr
+    assert (f"keep the old secret: the key id this server recorded for its secret ({gone}) is "
+            f"not among the secrets of app {CLIENT_ID} with the hint {SECRET[:3]}"
+            ) in result.stderr
+    assert "az ad app credential delete" not in result.stderr
+
+
+def test_a_recorded_expiry_that_is_another_keys_keeps_every_old_key(run, root, azure, az,
+                                                                    configured):
+    from onedesk_azuread import rotation
+
+    twin_end = date.today() + timedelta(days=90)
+    twin = add_key(az, SECRET[:3] + OTHER_SECRET[3:], f"{twin_end}T10:00:00Z", MINE)
+    rotation.save_key(state_dir(root), CLIENT_ID, SECRET, az.key_of(SECRET), MINE)
+    state.save_expiry(state_dir(root), SECRET, twin_end)
+    result = rotate_cli(run, azure, "--dry-run", "--retire-old")
+    assert result.exit_code == 0, result.stderr
+    assert (f"keep the old secret: the recorded expiry {twin_end} is not the last day of the "
+            f"key this server recorded for its secret ({az.key_of(SECRET)}, last day "
+            f"{OLD_END}); it is the last day of {twin}") in result.stderr
+    assert "az ad app credential delete" not in result.stderr
+    # The recorded key id alone tells the twins apart once the dates agree again.
+    state.save_expiry(state_dir(root), SECRET, OLD_END)
+    again = rotate_cli(run, azure, "--dry-run", "--retire-old")
+    assert (f"retire the old secret: az ad app credential delete --id {CLIENT_ID} --key-id "
+            f"{az.key_of(SECRET)}") in again.stderr
+
+
+def failing_dnf(monkeypatch, tmp_path, body="echo 'Error: Failed to download metadata' >&2\n"
+                                            "exit 1\n"):
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    (home / ".rpmmacros").write_text("%_dbpath /var/lib/rpm\n")  # never the host's database
+    monkeypatch.setenv("HOME", str(home))
+    script = tmp_path / "dnf-stub"
+    script.write_text("#!/bin/sh\n" + body)
+    script.chmod(0o755)
+    monkeypatch.setenv("ONEDESK_AZUREAD_DNF", str(script))
+    return script
+
+
+def test_a_current_secret_azure_ad_refuses_is_no_proof(run, root, azure, az, configured,
+                                                       monkeypatch, tmp_path):
+    failing_dnf(monkeypatch, tmp_path)
+    az.set(propagation_seconds=0)
+    data = az.data()  # Azure lists a key with our hint, but it is not our secret
+    data["values"][az.key_of(SECRET)] = SECRET[:3] + OTHER_SECRET[3:]
+    fake_az.save(az.state, data)
+    keys = az.keys()
+    result = rotate_cli(run, azure, "--retire-old")
+    assert result.exit_code == 1
+    assert ("the old secret will not be retired: Azure AD does not accept the current pair "
+            "(") in result.stderr
+    assert f"so no key of app {CLIENT_ID} is proven to be this server's" in result.stderr
+    message = result.stderr.strip().splitlines()[-1]
+    assert message.endswith(f"finish with: onedesk-azuread --root {root} apply")
+    assert set(keys) <= set(az.keys()) and "delete" not in az.verbs()
+
+
+def test_another_servers_key_is_not_retired_unless_named(run, root, azure, az, configured):
+    old = az.key_of(SECRET)
+    rename_key(az, old, f"onedesk-azuread {OTHER_HOST} 2026-01-05")  # a fleet's shared secret
+    result = rotate_cli(run, azure, "--dry-run", "--retire-old")
+    assert result.exit_code == 0, result.stderr
+    assert (f"keep the old secret: the old secret {old} ('onedesk-azuread {OTHER_HOST} "
+            f"2026-01-05') is not tied to this server ({HOST}): neither recorded by its rotate "
+            f"nor named after it, so another server may use it; if none does, name it: "
+            f"--retire-key {old}") in result.stderr
+    assert "az ad app credential delete" not in result.stderr
+    named = rotate_cli(run, azure, "--dry-run", "--retire-key", old)
+    assert named.exit_code == 0, named.stderr
+    assert (f"retire the old secret: az ad app credential delete --id {CLIENT_ID} --key-id "
+            f"{old}") in named.stderr
+    # Naming a key that is not the current secret retires nothing.
+    other = az.key_of(OTHER_SECRET)
+    wrong = rotate_cli(run, azure, "--dry-run", "--retire-key", other)
+    assert (f"keep the old secret: --retire-key {other} is not the current secret (its hint is "
+            f"{OTHER_SECRET[:3]}, the current secret's is {SECRET[:3]})") in wrong.stderr
+    unknown = rotate_cli(run, azure, "--dry-run", "--retire-key", "nope")
+    assert f"--retire-key nope is not a secret of app {CLIENT_ID}" in unknown.stderr
+
+
+def test_a_failed_reset_never_calls_another_servers_new_key_unused(run, root, azure, az,
+                                                                   configured):
+    theirs = f"onedesk-azuread {OTHER_HOST} {date.today()}"
+    az.set(fail={"reset": {"message": "The operation timed out.", "after_add": True,
+                           "added_by": theirs}})
+    keys = az.keys()
+    result = rotate_cli(run, azure, "--no-apply")
+    assert result.exit_code == 1
+    added, _ = new_secret(az, keys)
+    message = result.stderr.strip().splitlines()[-1]
+    assert "The operation timed out." in message and "nothing was changed" in message
+    assert (f"Azure has a new secret {added} that this server cannot tie to itself (another "
+            f"server's rotation?): it was left alone") in message
+    assert "nothing uses" not in message and "az ad app credential delete" not in message
+    assert added in az.keys()
+    assert not os.path.exists(os.path.join(state_dir(root), "rotate.json"))
+
+
+# --- a rotation killed at each step: status and the next rotate name what it left ----------
+
+def rotate_process(root, azure, *args):
+    """`onedesk-azuread rotate` as its own process and session (what a kill -9 meets)."""
+    import subprocess
+
+    return subprocess.Popen(
+        [sys.executable, "-c", "from onedesk_azuread.cli import main; main()", "--root",
+         str(root), "rotate", "--tenant", TENANT, "--authority-host", azure.url, *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def journal_of(root):
+    path = os.path.join(state_dir(root), "rotate.json")
+    try:
+        with open(path) as handle:
+            return json.load(handle)
+    except (OSError, ValueError):
+        return None
+
+
+def kill_when(proc, ready, limit=60):
+    import signal
+
+    deadline = time.monotonic() + limit
+    try:
+        while not ready():
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the rotation never got there"
+            time.sleep(0.05)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, err
+    return out + err
+
+
+@pytest.mark.parametrize("point", ["adding", "added", "written"])
+def test_a_killed_rotation_is_named_by_status_and_the_next_rotate(run, root, azure, az,
+                                                                  configured, monkeypatch,
+                                                                  tmp_path, point):
+    keys = az.keys()
+    started = tmp_path / "dnf-started"
+    if point == "adding":  # killed while az adds the secret: its key id was never read
+        az.set(hang={"reset": 600})
+        ready = lambda: len(az.keys()) > len(keys) and journal_of(root)  # noqa: E731
+    elif point == "added":  # killed while waiting for Azure AD to accept it
+        az.set(propagation_seconds=10 ** 6)
+        ready = lambda: (journal_of(root) or {}).get("phase") == "added"  # noqa: E731
+    else:  # killed while its dnf runs
+        az.set(propagation_seconds=0)
+        failing_dnf(monkeypatch, tmp_path, f"touch {started}\nexec sleep 600\n")
+        ready = started.exists
+    output = kill_when(rotate_process(root, azure, "--wait", "600", "--retire-old"), ready)
+    key, secret = new_secret(az, keys)
+    journal_path = os.path.join(state_dir(root), "rotate.json")
+    assert os.stat(journal_path).st_mode & 0o777 == 0o600
+    assert journal_of(root)["phase"] == point
+    command = f"onedesk-azuread --root {root} rotate --finish"
+    # status, offline, from the journal: exit 1, what is left and the one command
+    report = run("status")
+    assert report.exit_code == 1
+    line = next(x for x in report.stdout.splitlines() if x.startswith("rotate:"))
+    assert "the rotation started " in line
+    if point == "adding":
+        assert (f"Azure may hold a new secret named 'onedesk-azuread {HOST} {date.today()}' "
+                f"that nothing uses") in line
+    elif point == "added":
+        assert f"Azure holds a new secret {key} (hint {secret[:3]}…) that nothing uses" in line
+    else:
+        assert (f"the new secret {key} is written to {configured} but not applied: OneDesk "
+                f"still uses the old secret") in line
+    assert command in line
+    unfinished = json.loads(run("status", "--json").stdout)["unfinished_rotation"]
+    assert unfinished["phase"] == point and unfinished["command"] == command
+    assert unfinished["new_key_id"] == (None if point == "adding" else key)
+    # the next rotate, and its dry run, ask az and name the key and the command
+    for args in (["--dry-run"], []):
+        refused = rotate_cli(run, azure, *args)
+        assert refused.exit_code == 1
+        assert refused.stderr.strip().splitlines()[-1].startswith("Error: cannot rotate: the "
+                                                                  "rotation started ")
+        assert key in refused.stderr and command in refused.stderr
+    assert az.keys() == [*keys, key] and az.verbs().count("reset") == 1
+    assert_never_leaked(root, az, run("status"), SECRET, secret)
+    assert secret not in output
+    if point == "written":
+        return  # --finish would apply it: the bed's test below
+    # --finish undoes it: the unused key goes, the journal too
+    finished = rotate_cli(run, azure, "--finish")
+    assert finished.exit_code == 0, finished.stderr
+    assert f"undone: deleted the unused new secret {key}" in finished.stderr
+    assert az.keys() == keys and journal_of(root) is None
+    assert json.loads(run("status", "--json").stdout)["unfinished_rotation"] is None
+    assert bash_reads(configured, "AZUREAD_CIS") == [SECRET]
+
+
+def test_a_failed_rotation_whose_key_was_deleted_is_forgotten_by_the_next(run, root, azure,
+                                                                         az, configured):
+    az.set(propagation_seconds=10 ** 6)
+    keys = az.keys()
+    failed = rotate_cli(run, azure, "--no-apply", "--wait", "0")
+    assert failed.exit_code == 1
+    key, _ = new_secret(az, keys)
+    assert journal_of(root)["key_id"] == key  # left behind, and said so
+    assert key in run("status").stdout
+    az.set(propagation_seconds=0)
+    fake_az.main(["ad", "app", "credential", "delete", "--id", CLIENT_ID, "--key-id", key])
+    again = rotate_cli(run, azure, "--no-apply")
+    assert again.exit_code == 0, again.stderr
+    assert "left nothing behind" in again.stderr and "its journal is forgotten" in again.stderr
+    assert journal_of(root) is None
+
+
 # --- with the packages: real rpm and dnf in the bed (tests/rpmbed.py) --------------------
 
 def bed_rotate(root, az, *args):
@@ -488,9 +747,26 @@ def installed(new_root):
     return root
 
 
+def _descends_from(pid, ancestor):
+    """Is process ``pid`` ``ancestor`` or one of its descendants (still running)?"""
+    for _ in range(64):
+        if pid == ancestor:
+            return True
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as handle:
+                stat = handle.read()
+        except OSError:
+            return False
+        pid = int(stat.rsplit(b")", 1)[1].split()[1])  # the field after the name: ppid
+        if pid <= 1:
+            return False
+    return False
+
+
 class ProcWatch:
-    """Samples the command line and environment of every process on the machine while a
-    rotation runs (az, dnf, rpm, bash, the install scripts), for any secret "Azure" holds."""
+    """Samples the command line and environment of every process this test started while a
+    rotation runs (az, dnf, rpm, bash, the install scripts), for any secret "Azure" holds.
+    Only its own: other test runs on a shared machine use the same secrets."""
 
     def __init__(self, az):
         import threading
@@ -524,18 +800,24 @@ class ProcWatch:
                             data = handle.read()
                     except OSError:
                         continue
-                    if any(value in data for value in values):
+                    if (any(value in data for value in values)
+                            and _descends_from(int(pid), os.getpid())):
                         self.hits.append((pid, part))
             self.samples += 1
 
 
-def test_rotate_applies_and_retires_the_old_secret(installed, azure, az):
+@pytest.mark.parametrize("whose", ["this server's", "named by the administrator"])
+def test_rotate_applies_and_retires_the_old_secret(installed, azure, az, whose):
     root = installed
     old_key, keys = az.key_of(SECRET), az.keys()
     other_key = az.key_of(OTHER_SECRET)
+    retire = ["--retire-old"]
+    if whose != "this server's":  # a fleet's shared secret: only an explicit name retires it
+        rename_key(az, old_key, f"onedesk-azuread {OTHER_HOST} 2026-01-05")
+        retire = ["--retire-key", old_key]
     with ProcWatch(az) as watch:
         result = bed_rotate(root, az, "rotate", "--tenant", TENANT, "--authority-host",
-                            azure.url, "--retire-old", "--json")
+                            azure.url, *retire, "--json")
     assert watch.samples >= 10 and watch.hits == []  # on no command line, in no environment
     assert result.exit_code == 0, result.stderr
     key, secret = new_secret(az, keys)
@@ -636,3 +918,57 @@ def test_an_interrupt_while_waiting_names_the_unused_secret(root, az, configured
                                       f"--key-id {key}")
     assert configured.read_bytes() == before
     assert all(secret not in line and SECRET not in line for line in lines)
+
+
+def test_retire_old_keeps_another_servers_key(installed, azure, az):
+    root = installed
+    az.set(propagation_seconds=0.5)
+    old_key, keys = az.key_of(SECRET), az.keys()
+    rename_key(az, old_key, f"onedesk-azuread {OTHER_HOST} 2026-01-05")
+    result = bed_rotate(root, az, "rotate", "--tenant", TENANT, "--authority-host", azure.url,
+                        "--retire-old")
+    assert result.exit_code == 1
+    key, secret = new_secret(az, keys)
+    message = result.stderr.strip().splitlines()[-1]
+    assert message.startswith(f"Error: rotated: the new secret {key} is in use and applied, "
+                              f"but the old secret was NOT retired: the old secret {old_key} ")
+    assert f"name it: --retire-key {old_key}" in message
+    assert old_key in az.keys() and accepted(az, SECRET) and "delete" not in az.verbs()
+    assert bash_reads(root.settings, "AZUREAD_CIS") == [secret]
+    status = bed_rotate(root, az, "status", "--json")
+    assert status.exit_code == 0, status.stdout  # nothing unfinished: it said what it kept
+    assert json.loads(status.stdout)["unfinished_rotation"] is None
+
+
+def test_a_rotation_killed_while_retiring_is_finished_by_finish(installed, azure, az):
+    import subprocess
+
+    root = installed
+    az.set(propagation_seconds=0.5, hang={"delete": 600})
+    old_key, keys = az.key_of(SECRET), az.keys()
+    env = dict(root.env, PATH=f"{az.bin}{os.pathsep}{root.env['PATH']}",
+               FAKE_AZ_STATE=az.state, FAKE_AZ_LOG=az.log,
+               REQUESTS_CA_BUNDLE=os.environ["REQUESTS_CA_BUNDLE"], NO_PROXY="127.0.0.1")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from onedesk_azuread.cli import main; main()", "--root",
+         root.path, "rotate", "--tenant", TENANT, "--authority-host", azure.url,
+         "--retire-old"], env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    output = kill_when(proc, lambda: "delete" in az.verbs(), limit=300)
+    key, secret = new_secret(az, keys)
+    assert journal_of(root.path)["phase"] == "applied"
+    report = bed_rotate(root, az, "status")
+    assert report.exit_code == 1
+    assert (f"the new secret {key} is written and applied; the old secret {old_key} was not "
+            f"retired; finish it with: onedesk-azuread --root {root.path} rotate --finish "
+            f"(retires the old secret {old_key}, then forgets it)") in report.stdout
+    az.set(hang={})
+    done = bed_rotate(root, az, "rotate", "--finish")
+    assert done.exit_code == 0, done.stderr
+    assert (f"is complete (the new secret {key} is in use; the old secret {old_key} was "
+            f"retired)") in done.stderr
+    assert old_key not in az.keys() and key in az.keys() and journal_of(root.path) is None
+    after = bed_rotate(root, az, "status", "--json")
+    assert after.exit_code == 0 and json.loads(after.stdout)["unfinished_rotation"] is None
+    assert_never_leaked(root.path, az, done, SECRET, secret)
+    assert secret not in output
