@@ -12,7 +12,7 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 import trustme
 
-from onedesk_azuread import rotate, rotation, state, validation
+from onedesk_azuread import rotate, state, validation
 from onedesk_azuread.azcli import Credential, parse_time
 from onedesk_azuread.errors import RotationFailed
 
@@ -187,6 +187,8 @@ def test_rotate_no_apply_end_to_end(run, root, azure, az, configured, monkeypatc
     assert reset[reset.index("--display-name") + 1] == f"onedesk-azuread {HOST} {date.today()}"
     # Nothing unfinished: no journal; the new key is recorded as this server's.
     assert not os.path.exists(os.path.join(state_dir(root), "rotate.json"))
+    from onedesk_azuread import rotation
+
     assert rotation.load_key(state_dir(root), CLIENT_ID, secret) == key
     assert all("AZUREAD_CIS" not in call["env"] for call in az.calls())
     assert_never_leaked(root, az, result, SECRET, secret)
