@@ -393,7 +393,13 @@ def _start(paths: Paths, verify: Callable[[str, str], object] | None,
     except AzError as exc:
         raise RotationFailed(LIST_FAILED.format(why=exc), done) from None
     if unfinished is not None:
-        _left_behind_refusal(paths, unfinished, before, secret, ask.dry_run, say)
+        listing = before
+        if unfinished.client_id != client_id:  # CID changed since: its key is in that app
+            try:
+                listing = azcli.Az(az.argv, unfinished.client_id, az.secrets).list()
+            except AzError as exc:
+                raise RotationFailed(LIST_FAILED.format(why=exc), done) from None
+        _left_behind_refusal(paths, unfinished, listing, secret, ask.dry_run, say)
     recorded_key = rotation.load_key(paths.state_dir, client_id, secret)
     old, why = current_key(before, client_id, secret, recorded, recorded_key)
     if ask.retire:
