@@ -438,6 +438,9 @@ def _left_behind_refusal(paths: Paths, journal: rotation.Journal, listing: list[
                          secret: str, dry_run: bool, say: Callable[[str], None]) -> None:
     """A journal that left nothing behind is forgotten; anything else stops this rotation,
     naming what is left and the command that finishes or undoes it."""
+    if dry_run and rotation.running(paths):  # (a real run holds rotate.lock itself)
+        raise OnedeskError(UNFINISHED.format(what=rotation.RUNNING.format(
+            started=journal.started, phase=journal.phase)))
     holds_new = journal.holds(secret)
     in_sync = holds_new and _in_sync(paths)
     left = [] if holds_new else _left_behind(journal, listing)
