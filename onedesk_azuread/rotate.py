@@ -461,8 +461,9 @@ def _finish(paths: Paths, say: Callable[[str], None], today: date) -> Rotated:
     (the journal proves this server created it), forget the journal."""
     client_id, secret, _ = _check_current(paths, today)
     journal = rotation.load(paths)
-    if journal is None:
-        raise OnedeskError(NO_UNFINISHED)
+    if journal is None:  # finished already: the same answer, and exit 0, every time
+        return Rotated(paths.settings, client_id, None, None, None, None, False, False, False,
+                       0.0, False, None, None, NO_UNFINISHED)
     argv = azcli.command()
     if argv is None:
         raise OnedeskError(FINISH_NO_AZ.format(why=azcli.missing()))

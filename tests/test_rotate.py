@@ -705,6 +705,9 @@ def test_a_killed_rotation_is_named_by_status_and_the_next_rotate(run, root, azu
     assert f"undone: deleted the unused new secret {key}" in finished.stderr
     assert az.keys() == keys and journal_of(root) is None
     assert json.loads(run("status", "--json").stdout)["unfinished_rotation"] is None
+    again = rotate_cli(run, azure, "--finish", "--json")
+    assert again.exit_code == 0 and json.loads(again.stdout)["changed"] is False
+    assert json.loads(again.stdout)["finished"] == "no unfinished rotation: nothing to finish"
     assert bash_reads(configured, "AZUREAD_CIS") == [SECRET]
 
 
