@@ -440,6 +440,8 @@ def test_without_az_it_says_what_to_run_on_a_workstation(run, root, azure, confi
 @pytest.mark.parametrize("args, words", [
     (["--years", "1", "--end-date", "2030-01-01"], "not both"),
     (["--retire-old", "--no-apply"], "--retire-old needs the apply"),
+    (["--retire-key", "k", "--no-apply"], "--retire-old needs the apply"),
+    (["--finish", "--dry-run"], "--finish takes no other rotate option"),
 ])
 def test_usage_errors(run, azure, configured, args, words):
     result = rotate_cli(run, azure, *args)
