@@ -39,7 +39,7 @@ _onedesk_azuread()
         if [[ $word == = ]]; then value=1; continue; fi
         if [[ -n $value ]]; then value=; continue; fi
         case "$path:$word" in
-            ':--root'|':--file'|'app-registration:--url'|'check:--tenant'|'check:--cloud'|'check:--authority-host'|'check:--timeout'|'check:--metrics'|'rotate:--years'|'rotate:--end-date'|'rotate:--wait'|'rotate:--tenant'|'rotate:--cloud'|'rotate:--authority-host'|'rotate:--timeout'|'set:--client-id'|'set:--secret-file'|'set:--expires'|'set:--tenant'|'set:--cloud'|'set:--authority-host'|'set:--timeout') value=1 ;;
+            ':--root'|':--file'|'app-registration:--url'|'check:--tenant'|'check:--cloud'|'check:--authority-host'|'check:--timeout'|'check:--metrics'|'rotate:--years'|'rotate:--end-date'|'rotate:--retire-key'|'rotate:--wait'|'rotate:--tenant'|'rotate:--cloud'|'rotate:--authority-host'|'rotate:--timeout'|'set:--client-id'|'set:--secret-file'|'set:--expires'|'set:--tenant'|'set:--cloud'|'set:--authority-host'|'set:--timeout') value=1 ;;
             ':app-registration'|':apply'|':check'|':rotate'|':set'|':show'|':status'|':unset') path=${path:+$path }$word ;;
         esac
     done
@@ -48,14 +48,14 @@ _onedesk_azuread()
         ':--root') _onedesk_azuread_paths -d; return ;;
         ':--file'|'set:--secret-file') _onedesk_azuread_paths -f; return ;;
         'check:--cloud'|'rotate:--cloud'|'set:--cloud') _onedesk_azuread_words 'public usgov china'; return ;;
-        'app-registration:--url'|'check:--tenant'|'check:--authority-host'|'check:--timeout'|'check:--metrics'|'rotate:--years'|'rotate:--end-date'|'rotate:--wait'|'rotate:--tenant'|'rotate:--authority-host'|'rotate:--timeout'|'set:--client-id'|'set:--expires'|'set:--tenant'|'set:--authority-host'|'set:--timeout') return ;;
+        'app-registration:--url'|'check:--tenant'|'check:--authority-host'|'check:--timeout'|'check:--metrics'|'rotate:--years'|'rotate:--end-date'|'rotate:--retire-key'|'rotate:--wait'|'rotate:--tenant'|'rotate:--authority-host'|'rotate:--timeout'|'set:--client-id'|'set:--expires'|'set:--tenant'|'set:--authority-host'|'set:--timeout') return ;;
     esac
     case $path in
         '') opts='--root --file --quiet -q --verbose -v --version -h --help' subs='app-registration apply check rotate set show status unset' args= ;;
         'app-registration') opts='--url --json --az -h --help' subs='' args= ;;
         'apply') opts='--dry-run --yes -y --if-needed --json -h --help' subs='' args= ;;
         'check') opts='--json --fix --online --tenant --cloud --authority-host --timeout --scheduled --metrics -h --help' subs='' args= ;;
-        'rotate') opts='--years --end-date --retire-old --no-apply --wait --dry-run --json --tenant --cloud --authority-host --timeout -h --help' subs='' args= ;;
+        'rotate') opts='--years --end-date --retire-old --retire-key --finish --no-apply --wait --dry-run --json --tenant --cloud --authority-host --timeout -h --help' subs='' args= ;;
         'set') opts='--client-id --secret-stdin --secret-file --secret-prompt --expires --force --verify --tenant --cloud --authority-host --timeout --json -h --help' subs='' args= ;;
         'show') opts='--json --reveal -h --help' subs='' args= ;;
         'status') opts='--json -h --help' subs='' args= ;;

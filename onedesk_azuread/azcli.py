@@ -20,6 +20,7 @@ from . import KEYS
 from .errors import AzError
 
 AZ_ENV = "ONEDESK_AZUREAD_AZ"
+DISPLAY_PREFIX = "onedesk-azuread"  # a new secret's display name: PREFIX HOST YYYY-MM-DD
 # az talks to Microsoft Graph; a hung network must not hang rotate for ever.
 AZ_TIMEOUT = 120.0
 
@@ -43,8 +44,24 @@ class Credential(namedtuple("Credential", "key_id hint display_name start end"))
     # end: datetime | None; endDateTime (UTC)
 
     @property
-    def end_date(self) -> date | None:
-        return self.end.date() if self.end else None
+    def last_day(self) -> date | None:
+        """The last UTC day on which the secret works: the day of the last moment before
+        endDateTime. `az ... --end-date D` ends it at DT00:00:00Z, so its last day is D-1;
+        `--years N` ends it later in a day, which it still works part of."""
+        return (self.end - timedelta(microseconds=1)).date() if self.end else None
+
+    def ends_on(self, day: date) -> bool:
+        """Is ``day`` its recorded expiry? The last day, or (records written before the last
+        day was recorded) endDateTime's own date."""
+        return self.end is not None and day in (self.last_day, self.end.date())
+
+    @property
+    def host(self) -> str | None:
+        """The server named in the display name rotate gives (`onedesk-azuread HOST DATE`)."""
+        words = (self.display_name or "").split(" ")
+        if len(words) == 3 and words[0] == DISPLAY_PREFIX and words[1]:
+            return words[1]
+        return None
 
 
 # Graph writes "2028-12-02T00:37:39Z" or with 1 to 7 fractional digits; Python 3.9's

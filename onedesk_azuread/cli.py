@@ -272,7 +272,7 @@ def _verifier(enabled: bool, flag: str, tenant, cloud, authority_host, timeout):
               help="Read the client secret value from a file.")
 @click.option("--secret-prompt", is_flag=True, help="Ask for the client secret value, hidden.")
 @click.option("--expires", type=_Date(), metavar="YYYY-MM-DD",
-              help="Record when the secret expires (kept in the tool's state).")
+              help="Record the last day the secret works (kept in the tool's state).")
 @click.option("--force", is_flag=True, help="Write even when validation finds errors.")
 @click.option("--verify", "verify_online", is_flag=True,
               help="Prove the pair with Azure AD before writing it (needs --tenant).")
@@ -388,13 +388,14 @@ def check_command(ctx, as_json, fix, online, tenant, cloud, authority_host, time
 def status_command(ctx, as_json):
     """Were the current entries applied to the installed OneDesk packages?
 
-    Exit 0 only when the entries are valid and in sync, and no apply is unfinished.
+    Exit 0 only when the entries are valid and in sync, and no apply or rotation is
+    unfinished.
     """
     from .status import status
 
     now = status(_paths(ctx))
     _data(now, as_json)
-    ctx.exit(0 if now.ok else EXIT_PROBLEM)
+    ctx.exit(0 if now.ok and now.rotation is None else EXIT_PROBLEM)
 
 
 @cli.command("apply")
@@ -443,9 +444,18 @@ def apply_command(ctx, dry_run, yes, if_needed, as_json):
 @cli.command("rotate")
 @click.option("--years", type=click.IntRange(1, 10), metavar="N",
               help="The new secret's lifetime in years (default 1, as az's).")
-@click.option("--end-date", type=_Date(), metavar="YYYY-MM-DD", help="Or its last day.")
+@click.option("--end-date", type=_Date(), metavar="YYYY-MM-DD",
+              help="Or the day it stops working, as az's: at 00:00 UTC on that day (its last "
+                   "day, the expiry recorded, is the day before).")
 @click.option("--retire-old", is_flag=True,
-              help="Then delete the old secret in Azure (only once status is in sync).")
+              help="Then delete the old secret in Azure (only once status is in sync, and "
+                   "only a key this server created or that is named after it).")
+@click.option("--retire-key", metavar="KEYID",
+              help="Then delete the old secret, this key id, even if another server may use "
+                   "it (it must have the current secret's hint).")
+@click.option("--finish", is_flag=True,
+              help="Finish an interrupted rotation (apply its new secret, retire the old one "
+                   "if it was asked to) or undo it (delete its unused new secret).")
 @click.option("--no-apply", is_flag=True,
               help="Write the new secret but do not reinstall the packages.")
 @click.option("--wait", type=click.FloatRange(0, 3600), default=120.0, show_default=True,
@@ -456,26 +466,34 @@ def apply_command(ctx, dry_run, yes, if_needed, as_json):
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @_online_options
 @click.pass_context
-def rotate_command(ctx, years, end_date, retire_old, no_apply, wait, dry_run, as_json, tenant,
-                   cloud, authority_host, timeout):
+def rotate_command(ctx, years, end_date, retire_old, retire_key, finish, no_apply, wait,
+                   dry_run, as_json, tenant, cloud, authority_host, timeout):
     """Replace the client secret with a new one, with the Azure CLI (`az login` first).
 
-    Adds a secret (az ad app credential reset --append), waits until Azure AD accepts
-    it, writes it and its expiry, applies, and with --retire-old deletes the old one.
+    Adds a secret named after this server (az ad app credential reset --append),
+    journals its key id, waits until Azure AD accepts it, writes it and its expiry,
+    applies, and with --retire-old deletes the old one once it is proven to be this
+    server's. An interrupted rotation stops the next one until --finish.
     The az command is `az`, or $ONEDESK_AZUREAD_AZ (split like a shell would).
     """
     from . import rotate
 
     if years is not None and end_date is not None:
         raise click.UsageError("give --years or --end-date, not both")
-    if retire_old and no_apply:
+    if (retire_old or retire_key) and no_apply:
         raise click.UsageError("--retire-old needs the apply: without it OneDesk still uses "
                                "the old secret")
-    verifier = _verifier(True, "rotate", tenant, cloud, authority_host, timeout)
+    if finish and (years or end_date or retire_old or retire_key or no_apply or dry_run):
+        raise click.UsageError("--finish takes no other rotate option: it finishes the "
+                               "interrupted rotation as that one was asked")
+    # --finish asks no token: it needs no tenant.
+    verifier = (None if finish and not tenant
+                else _verifier(True, "rotate", tenant, cloud, authority_host, timeout))
     try:
         result = rotate.rotate(_paths(ctx), verify=verifier, say=_say_always, years=years,
                                end_date=end_date, retire_old=retire_old,
-                               apply_after=not no_apply, dry_run=dry_run, wait=wait)
+                               retire_key=retire_key, apply_after=not no_apply,
+                               dry_run=dry_run, finish=finish, wait=wait)
     except RotationFailed as exc:
         if as_json:
             click.echo(_json({**exc.result.as_dict(), "error": str(exc)}))

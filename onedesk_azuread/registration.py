@@ -28,6 +28,7 @@ DELEGATED_PERMISSIONS: tuple[tuple[str, str], ...] = (
 )
 OPTIONAL_CLAIMS = {"idToken": [{"name": "email", "essential": False}]}
 SECRET_LIFETIME_YEARS = 2  # the portal's longest
+SECRET_DISPLAY_PREFIX = "onedesk-azuread"  # as rotate's: PREFIX HOST YYYY-MM-DD
 
 
 def server_url(url: str) -> str:
@@ -119,10 +120,16 @@ APP_ID=$(az ad app create --display-name {shlex.quote(display_name(base))} \\
   --optional-claims @"$tmp/claims.json" \\
   --query appId --output tsv)
 az ad sp create --id "$APP_ID" >/dev/null
-END=$(date -u -d '+{SECRET_LIFETIME_YEARS} years -1 day' +%Y-%m-%d)
+# az ends the secret at 00:00 UTC of --end-date: END is the first day it no longer works,
+# LAST the last day it does (the expiry onedesk-azuread records and warns of).
+END=$(date -u -d '+{SECRET_LIFETIME_YEARS} years' +%Y-%m-%d)
+LAST=$(date -u -d "$END -1 day" +%Y-%m-%d)
+# Named after this server, as `onedesk-azuread rotate` names its secrets: in a fleet sharing
+# the app, whose secret is whose.
+HOST=$(printf %s "$(uname -n)" | tr -c 'A-Za-z0-9.-' '-' | sed 's/^-*//; s/-*$//')
 # --append keeps any secret the app already has (without it az deletes them all).
 az ad app credential reset --id "$APP_ID" --append \\
-  --display-name 'OneDesk on-premise' --end-date "$END" \\
-  --query password --output tsv |
-  onedesk-azuread set --client-id "$APP_ID" --secret-stdin --expires "$END"
+  --display-name "{SECRET_DISPLAY_PREFIX} ${{HOST:-localhost}} $(date +%Y-%m-%d)" \\
+  --end-date "$END" --query password --output tsv |
+  onedesk-azuread set --client-id "$APP_ID" --secret-stdin --expires "$LAST"
 """

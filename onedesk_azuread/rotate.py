@@ -11,12 +11,12 @@ the one command that finishes the job.
 from __future__ import annotations
 
 import os
+import re
 import shlex
-import socket
 import time
 from collections import namedtuple
 from collections.abc import Callable
-from datetime import date
+from datetime import date, timedelta
 
 from . import (
     CLIENT_ID,
@@ -25,12 +25,13 @@ from . import (
     apply,
     azcli,
     fsutil,
-    journal,
     operations,
+    rotation,
     shellfile,
     state,
     validation,
 )
+from . import journal as journal_module
 from .azcli import Credential
 from .errors import AzError, OnedeskError, RotationFailed
 from .paths import Paths
@@ -39,7 +40,7 @@ DEFAULT_WAIT = 120.0  # new secrets usually work within a minute; Microsoft allo
 DEFAULT_YEARS = 1  # az's own default; the portal's longest is 2
 FIRST_PAUSE = 1.0
 LONGEST_PAUSE = 10.0
-ROTATE_LOCK = "rotate.lock"
+ROTATE_LOCK = rotation.LOCK_FILE
 # Azure AD's answer while a new secret has not reached every replica: "invalid secret".
 NOT_YET = 7000215
 
@@ -54,7 +55,7 @@ KEEPING_OLD = "the old secret will not be retired: {why}"
 DONE = "done: rotated to the new secret {key} (expires {end}){retired}"
 DONE_RETIRED = "; the old secret {old} was retired"
 PLAN_RESET = "add a new secret '{name}' to app {cid} ({length}), keeping the others: {command}"
-ENDING_ON = "ending {end}"
+ENDING_ON = "ending at 00:00 UTC on {end}: its last day is {last}"
 LASTING = "valid {years} year(s)"
 PLAN_WAIT = "wait up to {wait:g} s until Azure AD issues a token with it"
 PLAN_WRITE = "write it to {path} and record its expiry"
@@ -67,8 +68,9 @@ DRY_RUN_DONE = "dry run: nothing was changed"
 NO_AZ = ("{why}. Rotate from a workstation with the Azure CLI instead (the secret goes through "
          "the pipe only, never on a command line or a screen): az ad app credential reset "
          "--id {cid} --append --display-name '{name}' --end-date {end} --query password -o tsv "
-         "| ssh root@{host} onedesk-azuread set --secret-stdin --expires {end}; then on this "
-         "server: onedesk-azuread apply")
+         "| ssh root@{host} onedesk-azuread set --secret-stdin --expires {last}; then on this "
+         "server: onedesk-azuread apply (it stops working at 00:00 UTC on {end}: its last day "
+         "is {last})")
 NOT_READY = "{path}: cannot rotate: {count} error(s) in the current entries; {fix}"
 NO_CLIENT_ID = f"{{path}}: cannot rotate: {CLIENT_ID} is not set; set it first: " \
                f"onedesk-azuread set --client-id ID"
@@ -94,8 +96,8 @@ NOT_WRITTEN = ("Azure AD accepts the new secret {key}, but it could not be writt
                "with: {delete}")
 NOT_APPLIED = ("the new secret {key} is written to {path} (expiry {end} recorded), but the "
                "packages were not applied ({why}); OneDesk still uses the old secret, which "
-               "still works and was not retired; finish with: {apply}{then}")
-THEN_RETIRE = ", then retire the old one with: {delete}"
+               "still works and was not retired; finish with: {finish}")
+FINISH_RETIRES = "{command} (it applies, then retires the old secret {old})"
 NOT_RETIRED = ("rotated: the new secret {key} is in use{applied}, but the old secret {old} was "
                "NOT retired ({why}); retire it with: {delete}")
 CANNOT_RETIRE = ("rotated: the new secret {key} is in use{applied}, but the old secret was NOT "
@@ -112,14 +114,47 @@ STILL_REFUSED = "it still answers AADSTS7000215, invalid client secret"
 AMBIGUOUS_NONE = "no secret of app {cid} has the hint {hint}{ending}"
 AMBIGUOUS_MANY = "{count} secrets of app {cid} have the hint {hint}{ending} ({keys})"
 ENDING = " and ends on {end} (the recorded expiry)"
+RECORDED_GONE = ("the key id this server recorded for its secret ({key}) is not among the "
+                 "secrets of app {cid} with the hint {hint}")
+RECORDED_OTHER_DATE = ("the recorded expiry {end} is not the last day of the key this server "
+                       "recorded for its secret ({key}, last day {last}){other}")
+OTHER_KEY_ENDS = "; it is the last day of {keys}"
+NOT_TIED = ("the old secret {key} ('{name}') is not tied to this server ({host}): neither "
+            "recorded by its rotate nor named after it, so another server may use it; if none "
+            "does, name it: --retire-key {key}")
+RETIRE_KEY_UNKNOWN = "--retire-key {key} is not a secret of app {cid}"
+RETIRE_KEY_OTHER = ("--retire-key {key} is not the current secret (its hint is {its}, the "
+                    "current secret's is {hint})")
+NOT_PROVEN = ("Azure AD does not accept the current pair ({why}), so no key of app {cid} is "
+              "proven to be this server's")
+# An unfinished rotation, found by the next one (rotation.Journal.describe says the rest).
+UNFINISHED = "cannot rotate: {what}"
+FORGOTTEN = ("the rotation started {started} left nothing behind (its new secret is not in "
+             "Azure and not in use here): its journal is forgotten")
+FORGETTABLE = ("the rotation started {started} left nothing behind (its new secret is not in "
+               "Azure and not in use here): its journal would be forgotten")
+NO_UNFINISHED = "no unfinished rotation: nothing to finish"
+UNDONE = "undone: deleted the unused new secret {key}; the rotation started {started} is forgotten"
+UNDONE_NOTHING = ("nothing to undo: Azure no longer holds the new secret of the rotation started "
+                  "{started}; it is forgotten")
+UNDO_MANY = ("cannot undo the rotation started {started}: Azure holds {count} secrets named "
+             "'{name}' that it may have added ({keys}); delete the unused one by hand with: "
+             "az ad app credential delete --id {cid} --key-id KEYID, then run: {command}")
+FINISHED = ("finished: the rotation started {started} is complete (the new secret {key} is in "
+            "use{retired})")
+FINISH_NO_AZ = "{why}; rotate --finish needs it to read and change the app's secrets"
+FINISHED_RETIRED = "; the old secret {old} was retired"
+FINISHED_OLD_GONE = "; the old secret {old} was already gone"
+UNTIED_FOUND = ("{why}; Azure has a new secret {keys} that this server cannot tie to itself "
+                "(another server's rotation?): it was left alone")
 APPLIED_NOTE = " and applied"
 NO_APPLY_NOTE = (" in {path}, not applied yet (OneDesk still uses the old secret until: "
                  "{apply})")
 
 
 class Rotated(namedtuple("Rotated", "path client_id old_key new_key hint expires written "
-                                    "applied retired waited dry_run note shown",
-                         defaults=(None,))):
+                                    "applied retired waited dry_run note shown finished",
+                         defaults=(None, None))):
     """What `rotate` did (or, with dry_run, would do), for the report."""
 
     __slots__ = ()
@@ -136,6 +171,7 @@ class Rotated(namedtuple("Rotated", "path client_id old_key new_key hint expires
     # dry_run: bool
     # note: str | None; why the old secret was or would be kept
     # shown: operations.Inspection | None; the settings file as `show` sees it at the end
+    # finished: str | None; what `rotate --finish` did with an unfinished rotation
 
     @property
     def changed(self) -> bool:
@@ -150,6 +186,8 @@ class Rotated(namedtuple("Rotated", "path client_id old_key new_key hint expires
         """The report of a rotation that succeeded (a dry run has said its plan already)."""
         if self.dry_run:
             return []
+        if self.finished:
+            return [self.finished]
         return [self.explain()] + ([] if self.applied else [operations.NEXT_STEP])
 
     def as_dict(self) -> dict:
@@ -159,7 +197,8 @@ class Rotated(namedtuple("Rotated", "path client_id old_key new_key hint expires
                 "new_key_id": self.new_key, "secret_hint": self.hint,
                 "expires": self.expires.isoformat() if self.expires else None,
                 "written": self.written, "applied": self.applied, "retired": self.retired,
-                "waited_seconds": round(self.waited, 1), "note": self.note}
+                "waited_seconds": round(self.waited, 1), "note": self.note,
+                "finished": self.finished}
 
 
 def add_years(day: date, years: int) -> date:
@@ -169,25 +208,67 @@ def add_years(day: date, years: int) -> date:
         return day.replace(year=day.year + years, day=28)
 
 
-def display_name(today: date) -> str:
-    return f"onedesk-azuread {today.isoformat()}"
+_MANGLED = re.compile(r"[^A-Za-z0-9.-]")  # as the registration script's `tr -c`
+
+
+def server_name() -> str:
+    """This server's name as a new secret's display name carries it: the kernel's node name
+    (no DNS lookup: a rotation must not hang on the resolver), in [A-Za-z0-9.-]."""
+    return _MANGLED.sub("-", os.uname().nodename).strip("-") or "localhost"
+
+
+def display_name(today: date, host: str | None = None) -> str:
+    """`onedesk-azuread HOST DATE`: in a fleet sharing one app, whose secret is whose."""
+    return f"{azcli.DISPLAY_PREFIX} {host or server_name()} {today.isoformat()}"
 
 
 def current_key(credentials: list[Credential], client_id: str, secret: str,
-                expires: date | None) -> tuple[Credential | None, str | None]:
-    """The Azure entry of the secret in the file: its hint, and the recorded expiry against
-    endDateTime. Anything but exactly one match is ambiguous: (None, why)."""
+                expires: date | None, recorded_key: str | None = None
+                ) -> tuple[Credential | None, str | None]:
+    """The Azure entry of the secret in the file: exactly one key with its hint and, when
+    this server recorded one, that key id; the recorded expiry must not contradict it.
+    Two keys with its hint and no recorded key id, or none, is no proof: (None, why)."""
     hint = validation.secret_hint(secret)
     same = [c for c in credentials if c.hint == hint]
-    if expires is not None:
-        same = [c for c in same if c.end_date == expires]
-    if len(same) == 1:
-        return same[0], None
+    if recorded_key is not None:
+        mine = [c for c in same if c.key_id == recorded_key]
+        if not mine:
+            return None, RECORDED_GONE.format(key=recorded_key, cid=client_id, hint=hint)
+        if expires is not None and not mine[0].ends_on(expires):
+            others = [c.key_id for c in same if c is not mine[0] and c.ends_on(expires)]
+            other = OTHER_KEY_ENDS.format(keys=", ".join(others)) if others else ""
+            return None, RECORDED_OTHER_DATE.format(
+                end=expires.isoformat(), key=recorded_key, other=other,
+                last=mine[0].last_day.isoformat() if mine[0].last_day else "none")
+        return mine[0], None
     ending = ENDING.format(end=expires.isoformat()) if expires else ""
+    if len(same) > 1:
+        return None, AMBIGUOUS_MANY.format(count=len(same), cid=client_id, hint=hint,
+                                           ending="", keys=", ".join(c.key_id for c in same))
+    if expires is not None:
+        same = [c for c in same if c.ends_on(expires)]
     if not same:
         return None, AMBIGUOUS_NONE.format(cid=client_id, hint=hint, ending=ending)
-    return None, AMBIGUOUS_MANY.format(count=len(same), cid=client_id, hint=hint, ending=ending,
-                                       keys=", ".join(c.key_id for c in same))
+    return same[0], None
+
+
+def _retirable(old: Credential | None, why: str | None, before: list[Credential],
+               client_id: str, secret: str, retire_key: str | None,
+               recorded_key: str | None, host: str) -> tuple[Credential | None, str | None]:
+    """The old key, and why it may not be retired (None: it may). --retire-key names it
+    (the administrator vouches that no other server uses it); --retire-old needs it tied to
+    this server: the key id its rotate recorded, or a display name with its name."""
+    if retire_key is not None:
+        named = [c for c in before if c.key_id == retire_key]
+        hint = validation.secret_hint(secret)
+        if not named:
+            return old, RETIRE_KEY_UNKNOWN.format(key=retire_key, cid=client_id)
+        if named[0].hint != hint:
+            return old, RETIRE_KEY_OTHER.format(key=retire_key, its=named[0].hint, hint=hint)
+        return named[0], None
+    if old is not None and why is None and old.key_id != recorded_key and old.host != host:
+        return old, NOT_TIED.format(key=old.key_id, name=old.display_name or "", host=host)
+    return old, why
 
 
 def new_key(before: list[Credential], after: list[Credential],
@@ -237,86 +318,210 @@ def _wait_until_accepted(verify: Callable[[str, str], object], client_id: str, s
         pause = min(pause * 2, LONGEST_PAUSE)
 
 
-def rotate(paths: Paths, *, verify: Callable[[str, str], object], say: Callable[[str], None],
-           years: int | None = None, end_date: date | None = None, retire_old: bool = False,
-           apply_after: bool = True, dry_run: bool = False, wait: float = DEFAULT_WAIT,
+def rotate(paths: Paths, *, verify: Callable[[str, str], object] | None,
+           say: Callable[[str], None], years: int | None = None, end_date: date | None = None,
+           retire_old: bool = False, retire_key: str | None = None, apply_after: bool = True,
+           dry_run: bool = False, finish: bool = False, wait: float = DEFAULT_WAIT,
            today: date | None = None, sleep: Callable[[float], None] = time.sleep,
            clock: Callable[[], float] = time.monotonic) -> Rotated:
     """The whole `rotate`; raises Failed (with what was done) when a step fails.
 
     ``verify(client_id, secret)`` asks Azure AD (verify.verify with the tenant bound).
+    ``retire_key``: retire this old key (the administrator names it; implies retiring).
+    ``finish``: finish or undo an interrupted rotation (its journal) instead.
     """
+    ask = _Ask(years, end_date, retire_old or retire_key is not None, retire_key, apply_after,
+               dry_run, wait)
     try:
-        done = _rotate_locked(paths, verify, say, years, end_date, retire_old, apply_after,
-                              dry_run, wait, today, sleep, clock)
+        done = _rotate_locked(paths, verify, say, ask, finish, today, sleep, clock)
     except RotationFailed as exc:
         exc.result = exc.result._replace(shown=operations.show(paths))
         raise
     return done._replace(shown=operations.show(paths))
 
 
-def _rotate_locked(paths: Paths, verify: Callable[[str, str], object],
-                   say: Callable[[str], None], years: int | None, end_date: date | None,
-                   retire_old: bool, apply_after: bool, dry_run: bool, wait: float,
-                   today: date | None, sleep: Callable[[float], None],
-                   clock: Callable[[], float]) -> Rotated:
+class _Ask(namedtuple("_Ask", "years end_date retire retire_key apply_after dry_run wait")):
+    """What the administrator asked for."""
+
+    __slots__ = ()
+
+
+def _rotate_locked(paths: Paths, verify: Callable[[str, str], object] | None,
+                   say: Callable[[str], None], ask: _Ask, finish: bool, today: date | None,
+                   sleep: Callable[[float], None], clock: Callable[[], float]) -> Rotated:
     today = today or date.today()
-    if end_date is not None and end_date <= today:
-        raise OnedeskError(PAST_END.format(end=end_date.isoformat()))
-    if dry_run:
-        return _start(paths, verify, say, years, end_date, retire_old, apply_after, True, wait,
-                      today, sleep, clock)
+    if ask.end_date is not None and ask.end_date <= today:
+        raise OnedeskError(PAST_END.format(end=ask.end_date.isoformat()))
+    if ask.dry_run:
+        return _start(paths, verify, say, ask, today, sleep, clock)
     _check_current(paths, today)  # refuse before even the lock file is created
     state.state_directory(paths.state_dir, create=True)
     # One rotation at a time, from reading the current secret on: a second one would add a
     # second new secret and could retire what the first one put in place.
     with fsutil.locked(os.path.join(paths.state_dir, ROTATE_LOCK)):
-        return _start(paths, verify, say, years, end_date, retire_old, apply_after, False,
-                      wait, today, sleep, clock)
+        if finish:
+            return _finish(paths, say, today)
+        return _start(paths, verify, say, ask, today, sleep, clock)
 
 
-def _start(paths: Paths, verify: Callable[[str, str], object], say: Callable[[str], None],
-           years: int | None, end_date: date | None, retire_old: bool, apply_after: bool,
-           dry_run: bool, wait: float, today: date, sleep: Callable[[float], None],
-           clock: Callable[[], float]) -> Rotated:
-    client_id, secret, recorded = _check_current(paths, today)
-    name = display_name(today)
+def _az(client_id: str, secret: str, name: str, end: date) -> azcli.Az:
     argv = azcli.command()
     if argv is None:
-        end = end_date or add_years(today, years or DEFAULT_YEARS)
+        last = end - timedelta(days=1)
         raise OnedeskError(NO_AZ.format(why=azcli.missing(), cid=client_id, name=name,
-                                        end=end.isoformat(), host=socket.gethostname()))
-    az = azcli.Az(argv, client_id, (secret,))
+                                        end=end.isoformat(), last=last.isoformat(),
+                                        host=server_name()))
+    return azcli.Az(argv, client_id, (secret,))
+
+
+def _start(paths: Paths, verify: Callable[[str, str], object] | None,
+           say: Callable[[str], None], ask: _Ask, today: date,
+           sleep: Callable[[float], None], clock: Callable[[], float]) -> Rotated:
+    client_id, secret, recorded = _check_current(paths, today)
+    host = server_name()
+    name = display_name(today, host)
+    unfinished = rotation.load(paths)
+    if unfinished is not None and azcli.command() is None:
+        raise OnedeskError(UNFINISHED.format(what=unfinished.describe(
+            unfinished.holds(secret), _in_sync(paths))))
+    az = _az(client_id, secret, name, ask.end_date or add_years(today, ask.years or
+                                                               DEFAULT_YEARS))
     done = Rotated(paths.settings, client_id, None, None, None, None, False, False, False, 0.0,
-                   dry_run, None)
+                   ask.dry_run, None)
     try:
         before = az.list()
     except AzError as exc:
         raise RotationFailed(LIST_FAILED.format(why=exc), done) from None
-    old, ambiguous = current_key(before, client_id, secret, recorded)
-    done = done._replace(old_key=old.key_id if old else None, note=ambiguous)
-    if retire_old and ambiguous:
-        say(KEEPING_OLD.format(why=ambiguous))
-    if dry_run:
-        return _dry_run(paths, az, done, name, years, end_date, retire_old, apply_after, wait,
-                        say)
-    return _rotate(paths, az, done, before, name, years, end_date, retire_old, apply_after,
-                   wait, verify, say, sleep, clock)
+    if unfinished is not None:
+        listing = before
+        if unfinished.client_id != client_id:  # CID changed since: its key is in that app
+            try:
+                listing = azcli.Az(az.argv, unfinished.client_id, az.secrets).list()
+            except AzError as exc:
+                raise RotationFailed(LIST_FAILED.format(why=exc), done) from None
+        _left_behind_refusal(paths, unfinished, listing, secret, ask.dry_run, say)
+    recorded_key = rotation.load_key(paths.state_dir, client_id, secret)
+    old, why = current_key(before, client_id, secret, recorded, recorded_key)
+    if ask.retire:
+        old, why = _retirable(old, why, before, client_id, secret, ask.retire_key,
+                              recorded_key, host)
+        if old is not None and why is None and not ask.dry_run:
+            # The last proof before anything may be deleted: Azure AD takes the pair now.
+            answer = verify(client_id, secret)
+            if answer.status != "valid":
+                why = NOT_PROVEN.format(why=answer.message, cid=client_id)
+    done = done._replace(old_key=old.key_id if old else None, note=why)
+    if ask.retire and why:
+        say(KEEPING_OLD.format(why=why))
+    if ask.dry_run:
+        return _dry_run(paths, az, done, name, ask, say)
+    return _rotate(paths, az, done, before, name, ask, verify, say, sleep, clock)
 
 
-def _dry_run(paths: Paths, az: azcli.Az, done: Rotated, name: str, years: int | None,
-             end_date: date | None, retire_old: bool, apply_after: bool, wait: float,
+def _in_sync(paths: Paths) -> bool:
+    from . import status
+
+    return status.status(paths, unfinished_too=False).sync == state.IN_SYNC
+
+
+def _left_behind(journal: rotation.Journal, listing: list[Credential]) -> list[Credential]:
+    """What Azure holds of a journalled rotation's new secret: its key id, or (never read)
+    the secrets with its display name that were not there before it."""
+    if journal.key_id:
+        return [c for c in listing if c.key_id == journal.key_id]
+    known = set(journal.before)
+    return [c for c in listing
+            if c.key_id not in known and c.display_name == journal.display_name]
+
+
+def _left_behind_refusal(paths: Paths, journal: rotation.Journal, listing: list[Credential],
+                         secret: str, dry_run: bool, say: Callable[[str], None]) -> None:
+    """A journal that left nothing behind is forgotten; anything else stops this rotation,
+    naming what is left and the command that finishes or undoes it."""
+    if dry_run and rotation.running(paths):  # (a real run holds rotate.lock itself)
+        raise OnedeskError(UNFINISHED.format(what=rotation.RUNNING.format(
+            started=journal.started, phase=journal.phase)))
+    holds_new = journal.holds(secret)
+    in_sync = holds_new and _in_sync(paths)
+    left = [] if holds_new else _left_behind(journal, listing)
+    if not journal.left(holds_new, in_sync) or (not holds_new and not left):
+        if dry_run:
+            say(FORGETTABLE.format(started=journal.started))
+        else:
+            rotation.forget(paths)
+            say(FORGOTTEN.format(started=journal.started))
+        return
+    raise OnedeskError(UNFINISHED.format(what=journal.describe(
+        holds_new, in_sync, [c.key_id for c in left])))
+
+
+def _finish(paths: Paths, say: Callable[[str], None], today: date) -> Rotated:
+    """`rotate --finish`: an interrupted rotation's new secret is in the file: apply it,
+    retire the old one if it was asked to, forget the journal. It is not: delete it in Azure
+    (the journal proves this server created it), forget the journal."""
+    client_id, secret, _ = _check_current(paths, today)
+    journal = rotation.load(paths)
+    if journal is None:  # finished already: the same answer, and exit 0, every time
+        return Rotated(paths.settings, client_id, None, None, None, None, False, False, False,
+                       0.0, False, None, None, NO_UNFINISHED)
+    argv = azcli.command()
+    if argv is None:
+        raise OnedeskError(FINISH_NO_AZ.format(why=azcli.missing()))
+    az = azcli.Az(argv, journal.client_id, (secret,))
+    expires = journal.record.get("expires")
+    done = Rotated(paths.settings, journal.client_id, journal.old_key, journal.key_id,
+                   journal.hint, state.parse_date(expires) if expires else None, False, False,
+                   False, 0.0, False, None)
+    try:
+        listing = az.list()
+    except AzError as exc:
+        raise RotationFailed(LIST_FAILED.format(why=exc), done) from None
+    if not journal.holds(secret):
+        left = _left_behind(journal, listing)
+        if len(left) > 1:
+            raise RotationFailed(UNDO_MANY.format(
+                started=journal.started, count=len(left), name=journal.display_name,
+                keys=", ".join(c.key_id for c in left), cid=journal.client_id,
+                command=journal.command()), done)
+        if left:
+            try:
+                az.delete(left[0].key_id)
+            except AzError as exc:
+                raise RotationFailed(str(exc), done) from None
+            summary = UNDONE.format(key=left[0].key_id, started=journal.started)
+        else:
+            summary = UNDONE_NOTHING.format(started=journal.started)
+        rotation.forget(paths)
+        return done._replace(new_key=left[0].key_id if left else None, finished=summary)
+    done = done._replace(written=True)
+    rotation.save_key(paths.state_dir, client_id, secret, journal.key_id,
+                      journal.display_name)
+    old = ([c for c in listing if c.key_id == journal.old_key]
+           if journal.retire and journal.old_key else [])
+    done = _apply_and_retire(paths, az, done._replace(old_key=old[0].key_id if old else None),
+                             journal, bool(old), True, say)
+    retired = ""
+    if journal.retire and journal.old_key:
+        retired = (FINISHED_RETIRED if done.retired else FINISHED_OLD_GONE).format(
+            old=journal.old_key)
+    return done._replace(old_key=journal.old_key, finished=FINISHED.format(
+        started=journal.started, key=journal.key_id, retired=retired))
+
+
+def _dry_run(paths: Paths, az: azcli.Az, done: Rotated, name: str, ask: _Ask,
              say: Callable[[str], None]) -> Rotated:
-    length = (ENDING_ON.format(end=end_date.isoformat()) if end_date
+    years, end_date = ask.years, ask.end_date
+    length = (ENDING_ON.format(end=end_date.isoformat(),
+                               last=(end_date - timedelta(days=1)).isoformat()) if end_date
               else LASTING.format(years=years or DEFAULT_YEARS))
     steps = [PLAN_RESET.format(name=name, cid=done.client_id, length=length,
                                command=shlex.join(["az", *az.reset_args(name, years, end_date)])),
-             PLAN_WAIT.format(wait=wait), PLAN_WRITE.format(path=paths.settings)]
-    if apply_after:
+             PLAN_WAIT.format(wait=ask.wait), PLAN_WRITE.format(path=paths.settings)]
+    if ask.apply_after:
         steps.append(PLAN_APPLY)
-    if retire_old:
-        steps.append(PLAN_RETIRE.format(delete=az.delete_command(done.old_key)) if done.old_key
-                     else PLAN_KEEP.format(why=done.note))
+    if ask.retire:
+        steps.append(PLAN_RETIRE.format(delete=az.delete_command(done.old_key))
+                     if done.old_key and not done.note else PLAN_KEEP.format(why=done.note))
     for number, step in enumerate(steps, 1):
         say(f"{number}. {step}")
     say(DRY_RUN_DONE)
@@ -324,15 +529,18 @@ def _dry_run(paths: Paths, az: azcli.Az, done: Rotated, name: str, years: int | 
 
 
 def _rotate(paths: Paths, az: azcli.Az, done: Rotated, before: list[Credential], name: str,
-            years: int | None, end_date: date | None, retire_old: bool, apply_after: bool,
-            wait: float, verify: Callable[[str, str], object], say: Callable[[str], None],
+            ask: _Ask, verify: Callable[[str, str], object], say: Callable[[str], None],
             sleep: Callable[[float], None], clock: Callable[[], float]) -> Rotated:
+    # Journalled before az runs: a kill from here on leaves a journal that names the new
+    # secret (by its display name until its key id is read).
+    journal = rotation.start(paths, done.client_id, name, [c.key_id for c in before],
+                             done.old_key if ask.retire and not done.note else None, ask.retire)
     say(ADDING.format(cid=done.client_id))
     try:
-        secret, done = _add_accepted(az, done, before, name, years, end_date, wait,
-                                     verify, say, sleep, clock)
+        secret, done, journal = _add_accepted(paths, journal, az, done, before, name, ask,
+                                              verify, say, sleep, clock)
     except KeyboardInterrupt:  # ^C while az runs or while waiting: say what Azure has now
-        raise _interrupted(az, before, done) from None
+        raise _interrupted(paths, az, before, name, done) from None
     try:
         operations.set_entries(paths, client_id=done.client_id, secret=secret,
                                expires=done.expires)
@@ -340,21 +548,23 @@ def _rotate(paths: Paths, az: azcli.Az, done: Rotated, before: list[Credential],
         raise RotationFailed(NOT_WRITTEN.format(key=done.new_key, why=exc,
                                         delete=az.delete_command(done.new_key)),
                      done) from None
+    journal = rotation.advance(paths, journal, rotation.WRITTEN)
+    rotation.save_key(paths.state_dir, done.client_id, secret, done.new_key, name)
     done = done._replace(written=True)
     say(WRITTEN.format(path=paths.settings, end=done.expires.isoformat()))
-    return _apply_and_retire(paths, az, done, retire_old, apply_after, say)
+    return _apply_and_retire(paths, az, done, journal, ask.retire, ask.apply_after, say)
 
 
-def _add_accepted(az: azcli.Az, done: Rotated, before: list[Credential], name: str,
-                  years: int | None, end_date: date | None, wait: float,
+def _add_accepted(paths: Paths, journal: rotation.Journal, az: azcli.Az, done: Rotated,
+                  before: list[Credential], name: str, ask: _Ask,
                   verify: Callable[[str, str], object], say: Callable[[str], None],
                   sleep: Callable[[float], None], clock: Callable[[], float]
-                  ) -> tuple[str, Rotated]:
+                  ) -> tuple[str, Rotated, rotation.Journal]:
     """Add the new secret in Azure and wait until Azure AD accepts it: (secret, done)."""
     try:
-        secret = az.reset(name, years, end_date)
+        secret = az.reset(name, ask.years, ask.end_date)
     except AzError as exc:
-        raise _reset_failed(az, before, exc, done) from None
+        raise _reset_failed(paths, journal, az, before, name, exc, done) from None
     az.secrets = (*az.secrets, secret)
     hint = validation.secret_hint(secret)
     done = done._replace(hint=hint)
@@ -364,49 +574,58 @@ def _add_accepted(az: azcli.Az, done: Rotated, before: list[Credential], name: s
         raise RotationFailed(UNLISTED.format(hint=hint, why=exc, cid=done.client_id),
                              done) from None
     created = new_key(before, after, secret)
-    if created is None or created.end_date is None:
+    if created is None or created.last_day is None:
         why = NOT_LISTED if created is None else NO_END
         raise RotationFailed(UNLISTED.format(hint=hint, why=why, cid=done.client_id), done)
-    done = done._replace(new_key=created.key_id, expires=created.end_date)
+    done = done._replace(new_key=created.key_id, expires=created.last_day)
+    # Before the wait: from here on, a kill leaves a journal that names this key.
+    journal = rotation.advance(paths, journal, rotation.ADDED, secret, key_id=created.key_id,
+                               expires=created.last_day.isoformat())
     delete_new = az.delete_command(created.key_id)
     problems = validation.errors(validation.validate(_as_document(done.client_id, secret)))
     if problems:
         raise RotationFailed(BAD_SECRET.format(why=problems[0].code, delete=delete_new), done)
-    say(WAITING.format(key=created.key_id, hint=hint, end=created.end_date.isoformat(),
-                       wait=wait))
-    accepted, waited, last = _wait_until_accepted(verify, done.client_id, secret, wait, sleep,
-                                                  clock)
+    say(WAITING.format(key=created.key_id, hint=hint, end=created.last_day.isoformat(),
+                       wait=ask.wait))
+    accepted, waited, last = _wait_until_accepted(verify, done.client_id, secret, ask.wait,
+                                                  sleep, clock)
     done = done._replace(waited=waited)
     if not accepted:
         raise RotationFailed(NEVER_ACCEPTED.format(key=created.key_id, waited=waited, last=last,
                                            delete=delete_new), done)
     say(ACCEPTED.format(waited=waited))
-    return secret, done
+    return secret, done, journal
 
 
-def _apply_and_retire(paths: Paths, az: azcli.Az, done: Rotated, retire_old: bool,
-                      apply_after: bool, say: Callable[[str], None]) -> Rotated:
+def _apply_and_retire(paths: Paths, az: azcli.Az, done: Rotated, journal: rotation.Journal,
+                      retire: bool, apply_after: bool, say: Callable[[str], None]) -> Rotated:
     """The new secret is written: apply it, and only then (in sync) retire the old one."""
-    apply_command = journal.finish_command(paths.root, paths.settings)
-    old_delete = az.delete_command(done.old_key) if done.old_key else None
+    apply_command = journal_module.finish_command(paths.root, paths.settings)
+    old_delete = (az.delete_command(done.old_key) if done.old_key and not done.note
+                  else None)
     if apply_after:
         try:
-            applied = apply.apply(paths, say, confirm_removal=None)
+            applied = apply.apply(paths, say, if_needed=True, confirm_removal=None)
         except OnedeskError as exc:
-            then = THEN_RETIRE.format(delete=old_delete) if retire_old and old_delete else ""
+            # Retiring after the apply is rotate's own step (its journal has the old key).
+            finish = (FINISH_RETIRES.format(command=journal.command(), old=done.old_key)
+                      if retire and old_delete else apply_command)
             raise RotationFailed(NOT_APPLIED.format(key=done.new_key, path=paths.settings,
                                             end=done.expires.isoformat(), why=exc,
-                                            apply=apply_command, then=then), done) from None
+                                            finish=finish), done) from None
         done = done._replace(applied=applied.after.sync == state.IN_SYNC)
     note = APPLIED_NOTE if apply_after else NO_APPLY_NOTE.format(path=paths.settings,
                                                                  apply=apply_command)
-    if not retire_old:
+    if not retire:
+        rotation.forget(paths)  # nothing is left but `apply` after --no-apply, which it says
         return done
     if not done.applied:  # never retire what OneDesk may still be using
         raise RotationFailed(CANNOT_RETIRE.format(key=done.new_key, applied=note,
                                           why=NOT_IN_SYNC, cid=done.client_id),
                      done)
-    if done.old_key is None:
+    journal = rotation.advance(paths, journal, rotation.APPLIED)
+    if done.old_key is None or done.note:
+        rotation.forget(paths)  # nothing of this rotation is left to do
         raise RotationFailed(CANNOT_RETIRE.format(key=done.new_key, applied=note, why=done.note,
                                           cid=done.client_id), done)
     try:
@@ -414,6 +633,7 @@ def _apply_and_retire(paths: Paths, az: azcli.Az, done: Rotated, retire_old: boo
     except AzError as exc:
         raise RotationFailed(NOT_RETIRED.format(key=done.new_key, applied=note, old=done.old_key,
                                         why=exc, delete=old_delete), done) from None
+    rotation.forget(paths)
     say(RETIRED.format(old=done.old_key))
     return done._replace(retired=True)
 
@@ -424,35 +644,54 @@ def _as_document(client_id: str, secret: str) -> shellfile.Document:
     return shellfile.parse(text, KEYS, "-")
 
 
-def _added(az: azcli.Az, before: list[Credential]) -> list[Credential]:
-    """The secrets Azure has now that it did not have before (none if az cannot say)."""
+def _added(az: azcli.Az, before: list[Credential]) -> list[Credential] | None:
+    """The secrets Azure has now that it did not have before (None if az cannot say)."""
     try:
         after = az.list()
     except AzError:
-        return []
+        return None
     known = {c.key_id for c in before}
     return [c for c in after if c.key_id not in known]
 
 
-def _interrupted(az: azcli.Az, before: list[Credential], done: Rotated) -> RotationFailed:
-    added = [done.new_key] if done.new_key else [c.key_id for c in _added(az, before)]
-    if len(added) == 1:
+def _interrupted(paths: Paths, az: azcli.Az, before: list[Credential], name: str,
+                 done: Rotated) -> RotationFailed:
+    if done.new_key:
+        added = [done.new_key]
+    else:
+        found = _added(az, before)
+        added = None if found is None else [c.key_id for c in found if c.display_name == name]
+    if added and len(added) == 1:
         now = INTERRUPTED_UNUSED.format(key=added[0], delete=az.delete_command(added[0]))
         done = done._replace(new_key=added[0])
     else:
         now = NOTHING_CHANGED
+        if added == []:  # az says nothing of ours was added: nothing is left behind
+            rotation.forget(paths)
     error = RotationFailed(INTERRUPTED.format(state=now), done)
     error.exit_code = 130  # 128 + SIGINT, as a shell reports it
     return error
 
 
-def _reset_failed(az: azcli.Az, before: list[Credential], exc: AzError,
+def _reset_failed(paths: Paths, journal: rotation.Journal, az: azcli.Az,
+                  before: list[Credential], name: str, exc: AzError,
                   done: Rotated) -> RotationFailed:
     """After a failed reset, ask Azure whether a secret was added all the same (the call can
-    fail after Graph created it), so the message says what is really there."""
+    fail after Graph created it), so the message says what is really there. Only a secret
+    with this rotation's display name is this server's: in a fleet sharing the app, another
+    server's rotation may have added one meanwhile."""
     added = _added(az, before)
-    if len(added) == 1:
-        return RotationFailed(RESET_FAILED_ADDED.format(why=exc, key=added[0].key_id,
-                                                delete=az.delete_command(added[0].key_id)),
-                      done._replace(new_key=added[0].key_id))
+    if added is None:  # cannot tell: the journal stays, and names the display name
+        return RotationFailed(RESET_FAILED.format(why=exc), done)
+    mine = [c for c in added if c.display_name == name]
+    if len(mine) == 1:
+        rotation.advance(paths, journal, rotation.ADDED, key_id=mine[0].key_id)
+        return RotationFailed(RESET_FAILED_ADDED.format(why=exc, key=mine[0].key_id,
+                                                delete=az.delete_command(mine[0].key_id)),
+                      done._replace(new_key=mine[0].key_id))
+    if not mine:
+        rotation.forget(paths)
+    if added and not mine:
+        return RotationFailed(UNTIED_FOUND.format(
+            why=RESET_FAILED.format(why=exc), keys=", ".join(c.key_id for c in added)), done)
     return RotationFailed(RESET_FAILED.format(why=exc), done)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import namedtuple
 
-from . import CLIENT_ID, SECRET, journal, operations, packages, state, validation
+from . import CLIENT_ID, SECRET, journal, operations, packages, rotation, state, validation
 from .paths import Paths
 
 NOT_INSTALLED = "not installed"
@@ -43,8 +43,28 @@ class Unfinished(namedtuple("Unfinished", "journal missing running")):
         }
 
 
-class Status(namedtuple("Status", "path errors sync applied installed expires unfinished",
-                        defaults=(None,))):
+class UnfinishedRotation(namedtuple("UnfinishedRotation", "journal holds_new in_sync running")):
+    """A rotation that has not completed: its journal is still in the state directory."""
+
+    __slots__ = ()
+    # journal: rotation.Journal
+    # holds_new: bool; the settings file holds the rotation's new secret
+    # in_sync: bool; and the packages were applied with it
+    # running: bool; a rotate holds rotate.lock right now (in progress, not killed)
+
+    def explain(self) -> str:
+        found = self.journal
+        if self.running:
+            return rotation.RUNNING.format(started=found.started, phase=found.phase)
+        return found.describe(self.holds_new, self.in_sync)
+
+    def as_dict(self) -> dict:
+        return {**self.journal.as_dict(), "new_secret_written": self.holds_new,
+                "running": self.running, "explanation": self.explain()}
+
+
+class Status(namedtuple("Status", "path errors sync applied installed expires unfinished "
+                                  "rotation", defaults=(None, None))):
     """Whether the installed packages carry the current entries."""
 
     __slots__ = ()
@@ -55,6 +75,7 @@ class Status(namedtuple("Status", "path errors sync applied installed expires un
     # installed: dict[str, str | None]; OneDesk package -> installed NEVRA or None
     # expires: date | None
     # unfinished: Unfinished | None; an apply's journal is still there
+    # rotation: UnfinishedRotation | None; a rotation left something behind (its journal)
 
     @property
     def ok(self) -> bool:
@@ -80,6 +101,8 @@ class Status(namedtuple("Status", "path errors sync applied installed expires un
         said = [f"settings:  {self.path}: {valid}"]
         if self.unfinished:
             said.append(f"apply:     {self.unfinished.explain()}")
+        if self.rotation:
+            said.append(f"rotate:    {self.rotation.explain()}")
         said.append(f"applied:   {self.explain()}")
         if self.applied:
             said.append(f"           last applied {self.applied.get('applied')} with "
@@ -103,6 +126,7 @@ class Status(namedtuple("Status", "path errors sync applied installed expires un
             "installed": self.installed,
             "expires": self.expires.isoformat() if self.expires else None,
             "unfinished_apply": self.unfinished.as_dict() if self.unfinished else None,
+            "unfinished_rotation": self.rotation.as_dict() if self.rotation else None,
         }
 
 
@@ -119,11 +143,25 @@ def status(paths: Paths, unfinished_too: bool = True) -> Status:
         have = {**found, **(packages.installed(paths.root, extra) if extra else {})}
         missing = [name for name in interrupted.reinstalled if have[name] is None]
         unfinished = Unfinished(interrupted, missing, journal.running(paths))
+    # Compare what the plugin exports: the canonical values (`check --fix`'s).
+    values = validation.canonical_values(info.snapshot.doc)
     if found[packages.DB_UTILS] is None:
         sync = NOT_INSTALLED
     else:
-        # Compare what the plugin exports: the canonical values (`check --fix`'s).
-        values = validation.canonical_values(info.snapshot.doc)
         sync = state.sync_state(record, values.get(CLIENT_ID), values.get(SECRET))
+    rotating = _rotation(paths, values.get(SECRET), sync) if unfinished_too else None
     return Status(paths.settings, validation.errors(info.findings), sync, record, found,
-                  info.expires, unfinished)
+                  info.expires, unfinished, rotating)
+
+
+def _rotation(paths: Paths, secret: str | None, sync: str) -> UnfinishedRotation | None:
+    """What an interrupted rotate left behind, from its journal (no need to ask Azure)."""
+    found = rotation.load(paths)
+    if found is None:
+        return None
+    holds_new = found.holds(secret)
+    in_sync = holds_new and sync == state.IN_SYNC
+    running = rotation.running(paths)
+    if not running and not found.left(holds_new, in_sync):
+        return None
+    return UnfinishedRotation(found, holds_new, in_sync, running)

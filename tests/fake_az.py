@@ -8,15 +8,20 @@ reads too, so the fake authority accepts exactly the secrets "Azure" holds:
 - list: the app's passwordCredentials as Microsoft Graph returns them
   (customKeyIdentifier, displayName, endDateTime, hint, keyId, secretText null,
   startDateTime), `-o json` indented by 2;
-- reset: adds a password (startDateTime now, endDateTime now + --years or --end-date at
-  midnight UTC), deleting all others unless --append (as az does), prints
+- reset: adds a password (startDateTime now, endDateTime now + --years, or `--end-date D`
+  as DT00:00:00Z: D is the first day it no longer works, as az 2.91 sends it), deleting all
+  others unless --append (as az does), prints
   {"appId", "password", "tenant"} and the credential warning on stderr;
 - delete: removes the key, prints nothing;
 - not logged in: "ERROR: Please run 'az login' to setup account." exit 1;
-- an unknown app: Graph's Request_ResourceNotFound message, exit 3.
+- an unknown app: Graph's Request_ResourceNotFound message, exit 1 (as az 2.91's
+  `credential list|reset|delete`; only `az ad app show` exits 3).
 
 Each call is appended to $FAKE_AZ_LOG (argv and environment), so tests can show that
-no secret was ever handed to az. `fail` in the state injects errors per command.
+no secret was ever handed to az. `fail` in the state injects errors per command (with
+`added_by`, a failed reset adds another server's secret instead of ours: a fleet's rotation
+that ran meanwhile); `hang` makes a command sleep that many seconds (reset: after adding,
+delete: before deleting), so a test can kill the rotate that waits for it.
 Python 3.9 compatible: the Debian 11 stage runs it too.
 """
 
@@ -137,7 +142,7 @@ def main(argv):
     if injected and not injected.get("after_add"):
         fail(injected["message"], injected.get("code", 1))
     if app is None:
-        fail(NOT_FOUND.format(id=app_id), 3)
+        fail(NOT_FOUND.format(id=app_id))
     if verb == "list":
         print(json.dumps(app["passwordCredentials"], indent=2))
         return 0
@@ -159,11 +164,15 @@ def main(argv):
                 state["values"].pop(entry["keyId"], None)
             app["passwordCredentials"] = []
         value = new_secret()
-        entry = credential(value, utc(start), utc(end), option(argv, "--display-name"))
+        name = option(argv, "--display-name")
+        if injected and injected.get("added_by"):
+            name = injected["added_by"]
+        entry = credential(value, utc(start), utc(end), name)
         app["passwordCredentials"].append(entry)
         state["values"][entry["keyId"]] = value
         state["created"][entry["keyId"]] = time.time()
         save(path, state)
+        time.sleep(state.get("hang", {}).get("reset", 0))
         if injected:  # Graph added it, then the answer was lost
             fail(injected["message"], injected.get("code", 1))
         sys.stderr.write(f"WARNING: {CREDENTIAL_WARNING}\n")
@@ -171,6 +180,9 @@ def main(argv):
                          indent=2))
         return 0
     if verb == "delete":
+        time.sleep(state.get("hang", {}).get("delete", 0))
+        state = load(path)
+        app = state["apps"][app_id]
         key = option(argv, "--key-id")
         before = len(app["passwordCredentials"])
         app["passwordCredentials"] = [e for e in app["passwordCredentials"]

@@ -308,6 +308,42 @@ def test_app_registration(run):
     assert "--secret-stdin" in script and "https://h.example:8443/integrations" in script
 
 
+def test_the_registration_script_records_the_last_day_the_secret_works(run, tmp_path):
+    """Run the --az script with stand-ins for az and onedesk-azuread that log their arguments:
+    az ends the secret at 00:00 UTC of --end-date, so the expiry recorded is the day before."""
+    import subprocess
+    from datetime import date, timedelta
+
+    from onedesk_azuread import rotate
+
+    script = tmp_path / "register.sh"
+    script.write_text(run("app-registration", "--url", "https://h.example", "--az").stdout)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    log = tmp_path / "calls"
+    (bin_dir / "az").write_text(f"#!/bin/sh\nprintf '%s\\n' \"az $*\" >> {log}\n"
+                                "case \"$*\" in *'app create'*) echo APPID;; "
+                                "*'credential reset'*) echo SECRET-VALUE;; esac\n")
+    (bin_dir / "onedesk-azuread").write_text(f"#!/bin/sh\ncat > /dev/null\n"
+                                             f"printf '%s\\n' \"set $*\" >> {log}\n")
+    for stub in bin_dir.iterdir():
+        stub.chmod(0o755)
+    env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    done = subprocess.run(["sh", str(script)], env=env, capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    calls = log.read_text().splitlines()
+    reset = next(c for c in calls if "credential reset" in c).split()
+    stored = next(c for c in calls if c.startswith("set ")).split()
+    end = date.fromisoformat(reset[reset.index("--end-date") + 1])
+    today = date.today()
+    assert abs((end - rotate.add_years(today, 2)).days) <= 1  # 29 February: 1 March or 28
+    assert stored[stored.index("--expires") + 1] == (end - timedelta(days=1)).isoformat()
+    # Named as rotate names its secrets, so rotate --retire-old knows it for this server's.
+    name = next(c for c in calls if "credential reset" in c).split("--display-name ")[1]
+    assert name.startswith(f"onedesk-azuread {rotate.server_name()} {today.isoformat()}")
+
+
 @pytest.mark.parametrize("url", ["http://h.example", "https://", "https://h.example/onedesk",
                                  "h.example"])
 def test_app_registration_rejects_bad_urls(run, url):

@@ -48,6 +48,7 @@ def stand_in_azure(top, env):
     sharing its state; returns the authority (close it) and its URL."""
     import trustme
 
+    from onedesk_azuread.rotate import server_name
     from tests import fake_az
     from tests.fake_azure import FakeAzure
 
@@ -63,8 +64,10 @@ def stand_in_azure(top, env):
     os.chmod(os.path.join(directory, "az"), 0o700)
     az_state = os.path.join(top, "az-state.json")
     end = (date.today() + timedelta(days=10)).isoformat() + "T09:12:44Z"
-    fake_az.make_state(az_state, CLIENT_ID, [(FIRST, fake_az.stale_start(), end,
-                                              "OneDesk on-premise")])
+    # Named as this server's own earlier rotation named it: rotate --retire-old retires only
+    # a key it can tie to this server.
+    mine = f"onedesk-azuread {server_name()} {date.today() - timedelta(days=300)}"
+    fake_az.make_state(az_state, CLIENT_ID, [(FIRST, fake_az.stale_start(), end, mine)])
     authority = FakeAzure(ca, FIRST)
     authority.az_state = az_state
     env.update(PATH=directory + os.pathsep + env["PATH"], FAKE_AZ_STATE=az_state,
