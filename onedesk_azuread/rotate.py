@@ -291,7 +291,7 @@ def _check_current(paths: Paths, today: date | None) -> tuple[str, str, date | N
         raise OnedeskError(NO_CLIENT_ID.format(path=paths.settings))
     errors = [f for f in validation.errors(info.findings) if f.code != "secret-expired"]
     if errors:
-        raise operations.Refused(paths.settings, errors)
+        raise operations.Refused(paths.settings, errors, operations.Refused.FIX_FIRST)
     return client_id, secret, info.expires
 
 

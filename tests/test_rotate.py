@@ -17,7 +17,7 @@ from onedesk_azuread.azcli import Credential, parse_time
 from onedesk_azuread.errors import RotationFailed
 
 from . import fake_az
-from .conftest import CLIENT_ID, OTHER_SECRET, SECRET, bash_reads
+from .conftest import CLIENT_ID, OTHER_SECRET, SECRET, SECRET_ID, bash_reads
 from .fake_azure import FakeAzure
 
 TENANT = "contoso.onmicrosoft.com"
@@ -457,6 +457,10 @@ def test_refuses_invalid_current_entries_and_past_end_dates(run, root, azure, az
     settings_path.write_text(f"AZUREAD_CID={CLIENT_ID}\nAZUREAD_CIS={SECRET}\n")
     past = rotate_cli(run, azure, "--end-date", date.today().isoformat())
     assert past.exit_code == 1 and "is not in the future" in past.stderr
+    settings_path.write_text(f"AZUREAD_CID={CLIENT_ID}\nAZUREAD_CIS={SECRET_ID}\n")
+    pasted = rotate_cli(run, azure)
+    assert pasted.exit_code == 1 and "(fix them first)" in pasted.stderr
+    assert "--force" not in pasted.stderr  # rotate has none to offer
     assert az.calls() == []
     assert not os.path.exists(state_dir(root))  # nothing on disk, not even the lock
 
