@@ -357,10 +357,11 @@ def check_command(ctx, as_json, fix, online, tenant, cloud, authority_host, time
     """
     if metrics is not None:
         from . import watch
+        from .metrics import METRICS_NOT_PROM, metrics_path_problem
 
         metrics = os.path.abspath(metrics)
-        if watch.metrics_path_problem(metrics):
-            raise click.BadParameter(watch.METRICS_NOT_PROM.format(path=metrics),
+        if metrics_path_problem(metrics):
+            raise click.BadParameter(METRICS_NOT_PROM.format(path=metrics),
                                      param_hint="--metrics")
     if scheduled:
         from . import watch

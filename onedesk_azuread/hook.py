@@ -45,8 +45,7 @@ MSG_NOT_RECORDED = ("onedesk-azuread: the packages were installed, but what was 
 # package manager: the file did not change, and holding back every upgrade that
 # includes onedesk-db-utils (security updates too) would not make the secret valid.
 # Nor does an expiry record the tool cannot read: it says nothing about the entries.
-EXPIRED = "secret-expired"
-ALERTS = (EXPIRED, operations.EXPIRY_UNREADABLE)
+ALERTS = (validation.EXPIRED, validation.EXPIRY_UNREADABLE)
 
 
 class Preflight(namedtuple("Preflight", "present blocking notes alerts")):
@@ -81,7 +80,7 @@ def preflight(paths: Paths, require: bool) -> Preflight:
 
 def alert(paths: Paths, finding: Finding) -> str:
     """The warning line for one of preflight's alerts, with the ``--root`` its fix needs."""
-    if finding.code == operations.EXPIRY_UNREADABLE:
+    if finding.code == validation.EXPIRY_UNREADABLE:
         return MSG_EXPIRY_UNREADABLE % (finding.message, with_root(paths))
     return MSG_EXPIRED % (paths.settings, finding.message, with_root(paths))
 

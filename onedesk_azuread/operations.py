@@ -38,7 +38,6 @@ PRESENT_NOT_LITERAL = "present, but not a literal value (run: onedesk-azuread ch
 # private file of ours) is a finding, not an exception: `check` and `status` report it
 # as an error, `show` shows the entries all the same, and a package transaction only
 # warns (hook.preflight), as for a passed expiry: the entries themselves are not wrong.
-EXPIRY_UNREADABLE = "expiry-unreadable"
 MSG_EXPIRY_UNREADABLE = "the secret's recorded expiry cannot be read: {error}"
 SHOWN_EXPIRY_UNREADABLE = "unknown: {error}"
 EXPIRY_ONLY = "the entries are correct, but the tool's record of the secret's expiry is not"
@@ -154,7 +153,7 @@ def _inspected(paths: Paths, snapshot: Snapshot, today: date | None = None,
 
 def expiry_unreadable(error: str) -> Finding:
     """The finding for an expiry record that cannot be read (``error``: why, and the fix)."""
-    return Finding(EXPIRY_UNREADABLE, validation.ERROR, None,
+    return Finding(validation.EXPIRY_UNREADABLE, validation.ERROR, None,
                    MSG_EXPIRY_UNREADABLE.format(error=error), False)
 
 
@@ -219,7 +218,7 @@ class CheckResult(namedtuple("CheckResult", "inspection repaired values online c
         """The summary `check` says on stderr."""
         said = [f"repaired: {f.code}" + (f" ({f.key})" if f.key else "") for f in self.repaired]
         findings = self.inspection.findings
-        if self.errors and all(f.code == EXPIRY_UNREADABLE for f in self.errors):
+        if self.errors and all(f.code == validation.EXPIRY_UNREADABLE for f in self.errors):
             said.append(f"{self.path}: {len(self.errors)} error(s): {EXPIRY_ONLY}")
         elif self.errors:
             said.append(f"{self.path}: {len(self.errors)} error(s): OneDesk would not get "

@@ -289,7 +289,7 @@ def _check_current(paths: Paths, today: date | None) -> tuple[str, str, date | N
     client_id, secret = info.values[CLIENT_ID], info.values[SECRET]
     if not client_id:
         raise OnedeskError(NO_CLIENT_ID.format(path=paths.settings))
-    errors = [f for f in validation.errors(info.findings) if f.code != "secret-expired"]
+    errors = [f for f in validation.errors(info.findings) if f.code != validation.EXPIRED]
     if errors:
         raise operations.Refused(paths.settings, errors, operations.Refused.FIX_FIRST)
     return client_id, secret, info.expires

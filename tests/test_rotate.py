@@ -10,7 +10,6 @@ import time
 from datetime import date, datetime, timedelta, timezone
 
 import pytest
-import trustme
 
 from onedesk_azuread import rotate, state, validation
 from onedesk_azuread.azcli import Credential, parse_time
@@ -18,7 +17,6 @@ from onedesk_azuread.errors import RotationFailed
 
 from . import fake_az
 from .conftest import CLIENT_ID, OTHER_SECRET, SECRET, SECRET_ID, bash_reads
-from .fake_azure import FakeAzure
 
 TENANT = "contoso.onmicrosoft.com"
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -26,18 +24,6 @@ OLD_END = date.today() + timedelta(days=20)  # soon: the reason to rotate
 HOST = rotate.server_name()
 # The current secret, as this server's earlier rotation named it.
 MINE = f"onedesk-azuread {HOST} {date.today() - timedelta(days=300)}"
-
-
-@pytest.fixture(scope="module")
-def ca():
-    return trustme.CA()
-
-
-@pytest.fixture(scope="module")
-def azure_server(ca):
-    server = FakeAzure(ca, SECRET)
-    yield server
-    server.close()
 
 
 class Az:
@@ -202,7 +188,7 @@ def midnight(day):
 
 def test_end_date_is_the_first_day_the_secret_no_longer_works(run, root, azure, az,
                                                                configured):
-    from onedesk_azuread import watch
+    from onedesk_azuread import metrics
 
     az.set(propagation_seconds=0)
     end = date.today() + timedelta(days=180)
@@ -217,7 +203,7 @@ def test_end_date_is_the_first_day_the_secret_no_longer_works(run, root, azure, 
                                                                           midnight(end))
     # The expiry recorded is that last day; check and the metrics say the same moment.
     assert state.load_expiry(state_dir(root), secret) == last
-    assert watch._expiry_timestamp(last) == midnight(end)
+    assert metrics._expiry_timestamp(last) == midnight(end)
     assert f"done: rotated to the new secret {az.keys()[-1]} (expires {last.isoformat()})" \
         in result.stderr
     assert json.loads(run("show", "--json").stdout)["expires"] == last.isoformat()
@@ -739,7 +725,7 @@ def test_a_failed_rotation_whose_key_was_deleted_is_forgotten_by_the_next(run, r
 def bed_rotate(root, az, *args):
     """rotate as an administrator runs it on the bed's root: the root's dnf and rpm, the
     stand-in az, the fake authority's CA."""
-    from .test_packaging import cli
+    from .rpmbed import cli
 
     env = dict(root.env, PATH=f"{az.bin}{os.pathsep}{root.env['PATH']}",
                FAKE_AZ_STATE=az.state, FAKE_AZ_LOG=az.log,

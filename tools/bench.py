@@ -321,7 +321,7 @@ def bench_online(env, root):
     try:
         bundle = os.path.join(root, "ca.pem")
         ca.cert_pem.write_to_path(bundle)
-        # Trusted the way an administrator trusts a private CA (as tests/test_online.py).
+        # Trusted the way an administrator trusts a private CA (as tests/conftest.py's azure).
         online_env = {k: v for k, v in env.items() if k not in (
             "CURL_CA_BUNDLE", "SSL_CERT_FILE", "HTTPS_PROXY", "https_proxy", "HTTP_PROXY",
             "http_proxy", "ALL_PROXY", "all_proxy")}
