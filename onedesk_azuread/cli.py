@@ -490,10 +490,9 @@ def rotate_command(ctx, years, end_date, retire_old, retire_key, finish, no_appl
     verifier = (None if finish and not tenant
                 else _verifier(True, "rotate", tenant, cloud, authority_host, timeout))
     try:
-        result = rotate.rotate(_paths(ctx), verify=verifier, say=_say_always, years=years,
-                               end_date=end_date, retire_old=retire_old,
-                               retire_key=retire_key, apply_after=not no_apply,
-                               dry_run=dry_run, finish=finish, wait=wait)
+        result = (rotate.finish(_paths(ctx), say=_say_always) if finish else rotate.rotate(
+            _paths(ctx), rotate.Options(years, end_date, retire_old, retire_key, not no_apply,
+                                        wait, dry_run), verify=verifier, say=_say_always))
     except RotationFailed as exc:
         if as_json:
             click.echo(_json({**exc.result.as_dict(), "error": str(exc)}))

@@ -919,8 +919,8 @@ def test_an_interrupt_while_waiting_names_the_unused_secret(root, az, configured
 
     lines = []
     with pytest.raises(RotationFailed) as caught:
-        rotate.rotate(Paths.under(str(root)), verify=interrupted, say=lines.append,
-                      apply_after=False)
+        rotate.rotate(Paths.under(str(root)), rotate.Options(apply_after=False),
+                      verify=interrupted, say=lines.append)
     key, secret = new_secret(az, keys)
     assert caught.value.exit_code == 130
     assert str(caught.value).startswith("interrupted before the new secret was written; Azure "
