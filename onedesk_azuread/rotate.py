@@ -520,8 +520,8 @@ class Rotation:
         """Write the new secret (accepted by Azure AD) and its expiry to the settings file."""
         done = self.done
         try:
-            operations.set_entries(self.paths, client_id=done.client_id, secret=secret,
-                                   expires=done.expires)
+            operations.set_entries(self.paths,
+                                   operations.Given(done.client_id, secret, done.expires))
         except OnedeskError as exc:
             raise RotationFailed(NOT_WRITTEN.format(
                 key=done.new_key, why=exc, delete=self.az.delete_command(done.new_key)),
