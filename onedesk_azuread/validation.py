@@ -350,13 +350,23 @@ def _expiry_findings(expires: date | None, today: date) -> list[Finding]:
     return []
 
 
-def validate(doc: shellfile.Document, *, mode: int | None = None, uid: int | None = None,
-             nlink: int | None = None, expires: date | None = None,
-             today: date | None = None, acl=()) -> list[Finding]:
-    """All findings for a parsed settings file; errors first, then warnings. ``acl``: the
-    fsutil.AclGrant records of the file's POSIX ACL."""
+class FileFacts(namedtuple("FileFacts", "mode uid nlink acl", defaults=(None, None, None, ()))):
+    """What the file system says of the settings file (None: not known, not checked)."""
+
+    __slots__ = ()
+    # mode: int | None; the permission bits
+    # uid: int | None; the owner
+    # nlink: int | None; its number of names
+    # acl: the fsutil.AclGrant records of its POSIX ACL
+
+
+def validate(doc: shellfile.Document, facts: FileFacts | None = None, *,
+             expires: date | None = None, today: date | None = None) -> list[Finding]:
+    """All findings for a parsed settings file; errors first, then warnings."""
+    facts = facts or FileFacts()
     findings = (_construct_findings(doc) + _syntax_findings(doc) + _value_findings(doc)
-                + _file_findings(mode, uid, nlink) + _acl_findings(acl, doc.path)
+                + _file_findings(facts.mode, facts.uid, facts.nlink)
+                + _acl_findings(facts.acl, doc.path)
                 + _expiry_findings(expires, today or date.today()))
     return sorted(findings, key=lambda f: (f.severity != ERROR, f.line or 0))
 

@@ -228,8 +228,8 @@ def scheduled(paths: Paths, metrics: str | None = None, today: date | None = Non
     ask = None
     if conf.tenant is not None:
         def ask(client_id: str, secret: str) -> verify.Result:
-            return verify.verify(client_id, secret, conf.tenant, cloud=conf.cloud,
-                                 authority_host=conf.authority_host, timeout=conf.timeout)
+            return verify.verify(client_id, secret, verify.Authority(
+                conf.tenant, conf.cloud, conf.authority_host, conf.timeout))
     result = operations.check(paths, today=today, online=ask)
     checked = result.inspection
     findings = checked.findings

@@ -15,10 +15,9 @@ TODAY = date(2026, 11, 26)
 GOOD = f"AZUREAD_CID={CLIENT_ID}\nAZUREAD_CIS={SECRET}\n"
 
 
-def findings(text, **facts):
+def findings(text, expires=None, today=TODAY, **facts):
     doc = shellfile.parse(text, KEYS, "/root/.OneDesk")
-    facts.setdefault("today", TODAY)
-    return validation.validate(doc, **facts)
+    return validation.validate(doc, validation.FileFacts(**facts), expires=expires, today=today)
 
 
 def only(text, **facts):

@@ -48,6 +48,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import namedtuple
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, HERE)
@@ -130,17 +131,26 @@ def paired(first, second, env, pairs, warmup=3):
     return a, b
 
 
-def report(name, a, b, goal, unit="ratio", goal_text=None):
+class Goal(namedtuple("Goal", "limit unit text", defaults=("ratio", None))):
+    """A goal: the median ratio (unit "ratio") or difference ("ms") at most ``limit``;
+    ``text`` says it in the table (None: from the limit)."""
+
+    __slots__ = ()
+
+
+def report(name, a, b, goal):
+    """``goal``: a Goal, or a number (the ratio's limit)."""
+    limit, unit, goal_text = goal if isinstance(goal, Goal) else Goal(goal)
     ma, mb = statistics.median(a) * 1000, statistics.median(b) * 1000
     ratio = statistics.median(x / y for x, y in zip(a, b))
     difference = statistics.median((x - y) * 1000 for x, y in zip(a, b))
     if unit == "ratio":
         value, shown = ratio, f"ratio {ratio:.3f}"
-        goal_text = goal_text or f"ratio <= {goal}"
+        goal_text = goal_text or f"ratio <= {limit}"
     else:
         value, shown = difference, f"{difference:+.1f} ms"
-        goal_text = goal_text or f"<= +{goal} ms"
-    passed = value <= goal
+        goal_text = goal_text or f"<= +{limit} ms"
+    passed = value <= limit
     print(f"{name}: {ma:.1f} ms vs {mb:.1f} ms, median ratio {ratio:.3f}, median difference "
           f"{difference:+.1f} ms over {len(a)} pairs (goal {goal_text}) "
           f"{'ok' if passed else 'OVER GOAL'}")
@@ -400,7 +410,7 @@ def bench_plugin(bed, top):
     a, b = paired(base + ["reinstall", "onedesk-db-utils"],
                   base + off + ["reinstall", "onedesk-db-utils"], env, REINSTALL_PAIRS,
                   warmup=1)
-    report("dnf reinstall onedesk-db-utils, plugin on vs off", a, b, 30, unit="ms")
+    report("dnf reinstall onedesk-db-utils, plugin on vs off", a, b, Goal(30, "ms"))
     probe = ("import importlib.util, sys, time, dnf, dnf.transaction\n"
              "spec = importlib.util.spec_from_file_location('plugin', sys.argv[1])\n"
              "module = importlib.util.module_from_spec(spec)\n"
@@ -443,8 +453,8 @@ def bench_dnf5(bed):
             a, b = paired(dnf5bed.chroot_argv(*root.dnf_argv("reinstall", package)),
                           dnf5bed.chroot_argv(*root.dnf_argv(off, "reinstall", package)),
                           dict(os.environ), pairs, warmup=1)
-            report(f"dnf5 reinstall {package}, actions file on vs off", a, b, goal, unit=unit,
-                   goal_text=goal_text)
+            report(f"dnf5 reinstall {package}, actions file on vs off", a, b,
+                   Goal(goal, unit, goal_text))
     finally:
         if dnf5bed is not None:
             dnf5bed.cleanup()
