@@ -31,9 +31,24 @@
 9. Parsing is linear in the file's size: `show` on a 2 MB file of 40,000 definitions of
    AZUREAD_CIS against one of 40,000 other assignments (each an entry the scanner reads
    in full and a line it only steps over). Goal: median ratio at most 2.
+10. apply's outage window: OneDesk's four packages, 200 MB in all (tools/outage.py), served
+   over HTTP on 127.0.0.1 at 20 MB/s; the time some of them are not installed (`rpm -q`
+   asked every 20 ms) during `apply`, during the vendor's `dnf remove onedesk-db-utils`
+   then `dnf install` of the four, during the same two commands from a local (file://)
+   repository, and during rpm's own `rpm -e` of the four then `rpm -i` of their files.
+   apply downloads before it removes, so its window must not hold the download: goal at
+   most 1.2 x the local dnf's window (the vendor's erase and install with nothing to
+   download), median of the rounds' ratios. Beside it: the vendor's window, which holds
+   the download (10 s at that rate, which proves the throttle works), and the bare rpm
+   floor: dnf adds its start, its depsolve and a test transaction before the real one,
+   and each checks every package's digests (here `rpm -i --test` of the four took 1.3 s,
+   0.02 s with --nodigest), so dnf's window is about twice rpm's whoever runs it.
 
 The run ends with a table (figure, result, goal, PASS/FAIL) and exits 1 when a goal
-fails or a figure could not be measured. BENCH_*_PAIRS shorten or lengthen a run.
+fails or a figure could not be measured. BENCH_*_PAIRS, _RUNS and _ROUNDS shorten or lengthen
+a run;
+BENCH_ONLY=WORD[,WORD...] runs only the groups whose name holds one of the words (as
+printed in the [group: N s] lines), e.g. BENCH_ONLY=outage.
 """
 
 from __future__ import annotations
@@ -63,6 +78,12 @@ ONLINE_PAIRS = int(os.environ.get("BENCH_ONLINE_PAIRS", "60"))  # 4 processes a 
 SCHEDULED_RUNS = int(os.environ.get("BENCH_SCHEDULED_RUNS", "21"))
 PARSE_PAIRS = int(os.environ.get("BENCH_PARSE_PAIRS", "10"))  # about 1 s a pair
 PARSE_LINES = 40000
+OUTAGE_ROUNDS = int(os.environ.get("BENCH_OUTAGE_ROUNDS", "3"))  # about 40 s a round
+OUTAGE_MB = 200
+OUTAGE_RATE_MB = 20
+OUTAGE_GOAL = 1.2
+ONLY = [word.strip().lower() for word in os.environ.get("BENCH_ONLY", "").split(",")
+        if word.strip()]
 PARSE_GOAL = 2.0
 CLIENT_ID = "0b5c3a1e-7d2f-4c8a-9e61-3f4d2b1a0c9e"
 SECRET = "Xk74Q~pL.mN3-rT_vW8yZ1aB2cD3eF4gH5iJ6kL7"  # made up, in Azure's format
@@ -481,10 +502,97 @@ def bench_parsing(env):
         shutil.rmtree(top)
 
 
+# --- 10. apply's outage window ---------------------------------------------------------------
+
+def outage_root(bed, path, repo, url):
+    """A root with the heavy OneDesk packages installed (from the files: dnf copies nothing
+    from a file:// repository into its cache) and valid entries; its dnf then sees ``url``."""
+    from tests.rpmbed import ONEDESK, Root
+
+    root = Root(bed, path)
+    root.write_settings(f"AZUREAD_CID={CLIENT_ID}\nAZUREAD_CIS={SECRET}\n")
+    root.set_repo("main", url="file://" + repo)
+    root.dnf("install", *ONEDESK)
+    root.set_repo("main", url=url)
+    return root
+
+
+def bench_outage(bed, top):
+    from tests.rpmbed import ONEDESK
+    from tools import outage
+
+    repo = outage.heavy_repo(ONEDESK, OUTAGE_MB * 2**20 // len(ONEDESK), bed.env)
+    files = outage.rpm_files(repo)
+    download = OUTAGE_MB / OUTAGE_RATE_MB
+    server = outage.SlowRepo(repo, OUTAGE_RATE_MB * 2**20)
+    vendor = [("remove", ONEDESK[0]), ("install", *ONEDESK)]
+    # Each kind: the repository its dnf sees, and the commands whose window is measured.
+    kinds = {
+        "apply": (server.url, lambda root: [
+            ["/usr/bin/python3", "-s", bed.cli, "--root", root.path, "apply", "-y"]]),
+        "vendor": (server.url, lambda root: [root.dnf_argv(*step) for step in vendor]),
+        # The vendor's commands with nothing to download: dnf's own erase and install.
+        "dnf, local": ("file://" + repo, lambda root: [root.dnf_argv(*step) for step in vendor]),
+        "rpm": ("file://" + repo, lambda root: [["rpm", "--root", root.path, "-e", *ONEDESK],
+                                                ["rpm", "--root", root.path, "-i", *files]]),
+    }
+    windows = {kind: [] for kind in kinds}
+    took = {kind: [] for kind in kinds}
+    periods = []
+    try:
+        for i in range(OUTAGE_ROUNDS):
+            order = list(kinds)[i % len(kinds):] + list(kinds)[:i % len(kinds)]
+            for kind in order:
+                url, commands = kinds[kind]
+                path = os.path.join(top, f"outage-{i}-{kind.replace(', ', '-')}")
+                root = outage_root(bed, path, repo, url)
+                try:
+                    watcher = outage.Watcher(root.path, ONEDESK, root.env)
+                    try:
+                        took[kind].append(sum(wall(argv, root.env) for argv in commands(root)))
+                    finally:
+                        window = watcher.stop()
+                    windows[kind].append(window)
+                    periods.append(watcher.period)
+                finally:
+                    for junk in (path, path + ".conf", path + ".cache"):
+                        shutil.rmtree(junk, ignore_errors=True)
+    finally:
+        server.close()
+    median = {kind: statistics.median(times) for kind, times in windows.items()}
+    if median["vendor"] < 0.9 * download:
+        raise RuntimeError(f"the vendor's window ({median['vendor']:.1f} s) does not hold a "
+                           f"{download:.0f} s download: the repository was not throttled")
+    ratio = {reference: statistics.median(a / r for a, r in zip(windows["apply"],
+                                                                 windows[reference]))
+             for reference in ("dnf, local", "rpm")}
+    passed = ratio["dnf, local"] <= OUTAGE_GOAL
+    print(f"outage window, {OUTAGE_MB} MB at {OUTAGE_RATE_MB} MB/s: apply "
+          f"{median['apply']:.2f} s (whole run {statistics.median(took['apply']):.1f} s), the "
+          f"vendor's dnf remove + dnf install {median['vendor']:.2f} s, the same from a local "
+          f"repository {median['dnf, local']:.2f} s, rpm -e + rpm -i {median['rpm']:.2f} s; "
+          f"apply / local dnf median ratio {ratio['dnf, local']:.2f}, apply / rpm "
+          f"{ratio['rpm']:.2f}, over {OUTAGE_ROUNDS} rounds, rpm -q every "
+          f"{statistics.median(periods) * 1000:.0f} ms (goal: apply / local dnf <= "
+          f"{OUTAGE_GOAL}) {'ok' if passed else 'OVER GOAL'}")
+    print("  windows (s): " + "; ".join(f"{kind} " + ", ".join(f"{t:.2f}" for t in times)
+                                       for kind, times in windows.items()))
+    record(f"apply's outage window, {OUTAGE_MB} MB at {OUTAGE_RATE_MB} MB/s, vs dnf's own "
+           f"erase + install", f"{median['apply']:.2f} s vs {median['dnf, local']:.2f} s, ratio "
+           f"{ratio['dnf, local']:.2f} (vendor's {median['vendor']:.1f} s, rpm -e + rpm -i "
+           f"{median['rpm']:.2f} s)", f"ratio <= {OUTAGE_GOAL}", passed)
+
+
 # --- the run ----------------------------------------------------------------------------------
 
-def section(name, function, *args):
-    """One group of figures; a failure is a FAIL row, and the other groups still run."""
+def chosen(name):
+    return not ONLY or any(word in name.lower() for word in ONLY)
+
+def section(name, function, *args, needed=False):
+    """One group of figures; a failure is a FAIL row, and the other groups still run.
+    BENCH_ONLY skips the groups it does not name, but not one the chosen ones need."""
+    if not (needed or chosen(name)):
+        return
     start = time.perf_counter()
     try:
         function(*args)
@@ -533,13 +641,17 @@ def main():
     top = tempfile.mkdtemp(prefix="onedesk-bench-rpm.")
     try:
         bed = []
-        # One bed (our RPMs built by `make rpm`, the fixtures) for dnf 4 and dnf 5.
-        section("rpm bed", lambda: bed.append(Bed(top)))
+        # One bed (our RPMs built by `make rpm`, the fixtures) for dnf 4, dnf 5 and apply.
+        on_bed = ("dnf 4 plugin", "dnf 5 actions file", "apply's outage window")
+        if any(chosen(name) for name in on_bed):
+            section("rpm bed", lambda: bed.append(Bed(top)), needed=True)
         if bed:
             section("dnf 4 plugin", bench_plugin, bed[0], top)
             section("dnf 5 actions file", bench_dnf5, bed[0])
-        else:
-            record("dnf 4 plugin, dnf 5 actions file", "not measured (no rpm bed)", "-", False)
+            section("apply's outage window", bench_outage, bed[0], top)
+        elif any(chosen(name) for name in on_bed):
+            record(", ".join(name for name in on_bed if chosen(name)),
+                   "not measured (no rpm bed)", "-", False)
     finally:
         shutil.rmtree(top)
     print_table(time.perf_counter() - started)
