@@ -3,9 +3,9 @@
 Before anything is removed: the entries are valid, every package the removal
 takes away can be installed again from the enabled repositories, and remote
 packages are already in dnf's cache; the plan is journalled (journal.py). From
-the removal until the reinstall has run, SIGINT, SIGHUP and SIGTERM are held,
-and dnf runs in a session of its own so a terminal's ^C or hangup never reaches
-it. The install runs from dnf's cache (what the prefetch downloaded), so a
+the removal until the reinstall has run, SIGINT, SIGHUP and SIGTERM are held
+(signals.py), and dnf runs in a session of its own so a terminal's ^C or hangup
+never reaches it. The install runs from dnf's cache (what the prefetch downloaded), so a
 repository that went away cannot strand the removal. After: the plugin's record
 says the installed packages carry the current entries. Any failure says what
 state the system is in and the one command that completes the job, and a
