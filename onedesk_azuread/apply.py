@@ -3,9 +3,9 @@
 Before anything is removed: the entries are valid, every package the removal
 takes away can be installed again from the enabled repositories, and remote
 packages are already in dnf's cache; the plan is journalled (journal.py). From
-the removal until the reinstall has run, SIGINT, SIGHUP and SIGTERM are held,
-and dnf runs in a session of its own so a terminal's ^C or hangup never reaches
-it. The install runs from dnf's cache (what the prefetch downloaded), so a
+the removal until the reinstall has run, SIGINT, SIGHUP and SIGTERM are held
+(signals.py), and dnf runs in a session of its own so a terminal's ^C or hangup
+never reaches it. The install runs from dnf's cache (what the prefetch downloaded), so a
 repository that went away cannot strand the removal. After: the plugin's record
 says the installed packages carry the current entries. Any failure says what
 state the system is in and the one command that completes the job, and a
@@ -18,20 +18,15 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 from collections import namedtuple
 from collections.abc import Callable, Iterator
 
-from . import hook, journal, operations, packages, state
+from . import hook, journal, operations, packages, signals, state
 from .errors import OnedeskError, Refused, StateError
 from .packages import DB_UTILS, ONEDESK_PACKAGES
 from .paths import Paths
 from .status import status
 
-HELD_SIGNALS = (signal.SIGINT, signal.SIGHUP, signal.SIGTERM)
-HOLDING = "interrupts are held until the OneDesk packages are installed{again}"
-RECEIVED = ("{name} received: apply finishes first (installing the OneDesk packages{again}), "
-            "then stops")
 INTERRUPTED = "interrupted by {name} during the reinstall: apply finished the job first ({state})"
 INTERRUPTED_EARLY = "interrupted by {name} before anything was removed: nothing was changed"
 CACHE_FAILED = ("the install from dnf's cache failed ({error}); installing from the "
@@ -220,84 +215,6 @@ def exclusive(paths: Paths) -> Iterator[int]:
 
 # --- Running it ------------------------------------------------------------------------
 
-class _Interrupted(BaseException):
-    """A signal before the removal began: stop, nothing was changed. (BaseException, like
-    KeyboardInterrupt: no `except Exception` may swallow it.)"""
-
-    def __init__(self, signum: int):
-        super().__init__(signum)
-        self.signum = signum
-
-
-def signal_name(signum: int) -> str:
-    try:
-        return signal.Signals(signum).name
-    except ValueError:
-        return f"signal {signum}"
-
-
-class _Signals:
-    """SIGINT, SIGHUP and SIGTERM while apply runs dnf.
-
-    Before the removal they stop apply (and the dnf it runs) cleanly. From the removal
-    until the reinstall has run they are held: recorded, announced, acted on afterwards.
-    A wakeup pipe lets the loop that streams dnf's output announce them at once; the
-    handler itself never writes (it could interrupt a write to the same stream).
-    """
-
-    def __init__(self, say: Callable[[str], None], again: bool):
-        self.say = say
-        self.again = " again" if again else ""
-        self.holding = False
-        self.received: list[int] = []
-        self._announced = 0
-        self._previous: dict[int, object] = {}
-        self.wake_fd: int | None = None
-        self._wake_w: int | None = None
-        self._previous_wake = -1
-        read_fd, write_fd = os.pipe()
-        os.set_blocking(read_fd, False)
-        os.set_blocking(write_fd, False)
-        try:
-            self._previous_wake = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
-            for signum in HELD_SIGNALS:
-                if signal.getsignal(signum) == signal.SIG_IGN:
-                    continue  # nohup, or a background job: it was not going to interrupt
-                self._previous[signum] = signal.signal(signum, self._handler)
-        except ValueError:  # not the main thread: signals cannot be handled here
-            self.restore()
-            os.close(read_fd)
-            os.close(write_fd)
-            return
-        self.wake_fd, self._wake_w = read_fd, write_fd
-
-    def _handler(self, signum, frame) -> None:
-        if not self.holding:
-            raise _Interrupted(signum)
-        self.received.append(signum)
-
-    def hold(self) -> None:
-        if not self.holding:
-            self.holding = True
-            self.say(HOLDING.format(again=self.again))
-
-    def announce(self) -> None:
-        for signum in self.received[self._announced:]:
-            self.say(RECEIVED.format(name=signal_name(signum), again=self.again))
-        self._announced = len(self.received)
-
-    def restore(self) -> None:
-        self.announce()
-        for signum, previous in self._previous.items():
-            signal.signal(signum, previous)
-        self._previous = {}
-        if self._wake_w is not None:
-            signal.set_wakeup_fd(self._previous_wake)
-            for fd in (self.wake_fd, self._wake_w):
-                os.close(fd)
-            self.wake_fd = self._wake_w = None
-
-
 def run(paths: Paths, the_plan: Plan, say: Callable[[str], None],
         lock_fd: int | None = None) -> Outcome:
     """Carry out the plan; raise with the system's state and the completing command on failure.
@@ -305,14 +222,14 @@ def run(paths: Paths, the_plan: Plan, say: Callable[[str], None],
     ``lock_fd``: the lock from `exclusive`. Returns the summary to print and the signals
     that were held; `confirm` comes next.
     """
-    signals = _Signals(say, again=bool(the_plan.removed))
+    held = signals.Held(say, again=bool(the_plan.removed))
     try:
-        return _run(paths, the_plan, say, signals, () if lock_fd is None else (lock_fd,))
+        return _run(paths, the_plan, say, held, () if lock_fd is None else (lock_fd,))
     finally:
-        signals.restore()
+        held.restore()
 
 
-def _run(paths: Paths, the_plan: Plan, say: Callable[[str], None], signals: _Signals,
+def _run(paths: Paths, the_plan: Plan, say: Callable[[str], None], held: signals.Held,
          pass_fds: tuple[int, ...]) -> Outcome:
     summary: list[str] = []
 
@@ -323,8 +240,8 @@ def _run(paths: Paths, the_plan: Plan, say: Callable[[str], None], signals: _Sig
                 summary.append(line.strip())
 
     def dnf(args: list[str]) -> packages.Completed:
-        return packages.dnf_live(paths.root, *args, line=show, wake_fd=signals.wake_fd,
-                                 on_wake=signals.announce, pass_fds=pass_fds)
+        return packages.dnf_live(paths.root, *args, line=show, wake_fd=held.wake_fd,
+                                 on_wake=held.announce, pass_fds=pass_fds)
 
     def attempt(step: Step) -> str | None:
         """Run one step (and its fallback); None when it succeeded, else dnf's last words."""
@@ -339,7 +256,7 @@ def _run(paths: Paths, the_plan: Plan, say: Callable[[str], None], signals: _Sig
             why = result.last_error() if result.returncode else None
         except OnedeskError as exc:  # dnf could not even start
             why = str(exc)
-        signals.announce()
+        held.announce()
         return why
 
     not_back: list[NotBack] = []
@@ -351,7 +268,7 @@ def _run(paths: Paths, the_plan: Plan, say: Callable[[str], None], signals: _Sig
         for step in the_plan.steps:
             kind = _kind(step)
             if kind != "prefetch":
-                signals.hold()
+                held.hold()
                 record = _advance(paths, record, journal.REMOVING if kind == "remove"
                                   else journal.INSTALLING, say)
             why = attempt(step)
@@ -361,9 +278,9 @@ def _run(paths: Paths, the_plan: Plan, say: Callable[[str], None], signals: _Sig
             if why:
                 raise _failure(paths, the_plan, f"dnf {step.args[0]} failed: {why}")
         _advance(paths, record, journal.CONFIRMING, say)
-    except _Interrupted as exc:
+    except signals.Interrupted as exc:
         raise _failure(paths, the_plan, None, exc.signum) from None
-    return Outcome(summary, list(signals.received), not_back)
+    return Outcome(summary, list(held.received), not_back)
 
 
 def _stopped_by_plugin(why: str) -> bool:
@@ -418,13 +335,13 @@ def _failure(paths: Paths, the_plan: Plan, why: str | None, signum: int | None =
     if not gone:
         journal.finish(paths)  # nothing to complete: the next apply starts afresh
         if signum is not None:
-            error = OnedeskError(INTERRUPTED_EARLY.format(name=signal_name(signum)))
+            error = OnedeskError(INTERRUPTED_EARLY.format(name=signals.name(signum)))
             error.exit_code = 128 + signum
             return error
         return OnedeskError(f"nothing was removed: {why}. Fix that and run "
                             f"onedesk-azuread apply again")
     command = journal.finish_command(paths.root, paths.settings)
-    cause = f" ({why})" if why else f" (interrupted by {signal_name(signum)})"
+    cause = f" ({why})" if why else f" (interrupted by {signals.name(signum)})"
     error = OnedeskError(
         f"{', '.join(gone)} {'was' if len(gone) == 1 else 'were'} removed and "
         f"{'is' if len(gone) == 1 else 'are'} NOT installed again{cause}; the plan is "
@@ -458,7 +375,7 @@ def not_back_error(paths: Paths, not_back: list[NotBack], after) -> OnedeskError
 
 def interrupted_error(signums: list[int], after) -> OnedeskError:
     """The exit after a held signal: the job was finished first; the signal is reported."""
-    error = OnedeskError(INTERRUPTED.format(name=signal_name(signums[0]), state=after.sync))
+    error = OnedeskError(INTERRUPTED.format(name=signals.name(signums[0]), state=after.sync))
     error.exit_code = 128 + signums[0]
     return error
 

@@ -1,4 +1,8 @@
-"""Crash-safe file writing and locking, shared by the settings file and the tool's state."""
+"""Files on disk, handled safely: opened without following a link or blocking, locked,
+kept in private directories, and written crash-safe, keeping their SELinux label.
+
+Shared by the settings file and the tool's state: what a file must be, and the words for
+what it must not be, are the caller's (settings.py, state.py, journal.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ import stat
 import sys
 import time
 from collections import namedtuple
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from .errors import SettingsError, StateError
 
@@ -44,6 +48,135 @@ def notify(message: str) -> None:
         sys.stderr.flush()
     except (AttributeError, OSError, ValueError):  # no stderr: a notice is not worth failing
         pass
+
+
+# --- Opening a regular file: never through a link, never blocking ---------------------------
+
+class Opened(namedtuple("Opened", "fd stat")):
+    """A regular file open for reading, and what fstat said of it."""
+
+    __slots__ = ()
+    # fd: int; the caller closes it
+    # stat: os.stat_result; of the open file, not of whatever the path names by now
+
+
+def open_regular(path: str, error, *, link: str | None, not_regular: str,
+                 directory: str | None = None, action: str = "read", follow: bool = False,
+                 create: bool = False, dir_fd: int | None = None,
+                 check: Callable[[int, os.stat_result], None] | None = None) -> Opened | None:
+    """``path`` opened read-only and checked to be a regular file; None when it does not
+    exist (with ``create``, it is made mode 0600 instead).
+
+    Never blocks: a FIFO opened O_NONBLOCK returns at once and is then refused. Unless
+    ``follow``, never follows a symlink, and looks before it opens (lstat), so that a
+    FIFO, socket or device is refused without being opened. What is refused is said in
+    the caller's words: ``link`` for a symlink, ``directory`` for a directory (if it is
+    said apart), ``not_regular`` for anything else; ``check(fd, st)`` raises the
+    caller's own refusals (owner, mode, size) or repairs. Any other OSError is
+    ``describe_oserror(path, action)``. With ``dir_fd``, the file is ``path``'s last
+    component in that directory (``path`` names it in messages).
+    """
+    name = path if dir_fd is None else os.path.basename(path)
+
+    def refusal(st: os.stat_result) -> str:
+        if stat.S_ISLNK(st.st_mode) and link is not None:
+            return link
+        return directory if stat.S_ISDIR(st.st_mode) and directory else not_regular
+
+    if not follow:
+        try:
+            looked = os.lstat(name, dir_fd=dir_fd)
+        except FileNotFoundError:
+            if not create:
+                return None
+        except OSError as exc:
+            raise error(describe_oserror(path, action, exc)) from None
+        else:
+            if not stat.S_ISREG(looked.st_mode):
+                raise error(refusal(looked))
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
+    flags |= (0 if follow else os.O_NOFOLLOW) | (os.O_CREAT if create else 0)
+    try:
+        fd = os.open(name, flags, 0o600, dir_fd=dir_fd)
+    except FileNotFoundError as exc:
+        if create:
+            raise error(describe_oserror(path, action, exc)) from None
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP and link is not None:  # swapped in since the lstat
+            raise error(link) from None
+        if exc.errno == errno.EISDIR and directory:
+            raise error(directory) from None
+        if exc.errno == errno.ENXIO and not follow:  # a socket, swapped in since the lstat
+            raise error(not_regular) from None
+        raise error(describe_oserror(path, action, exc)) from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise error(refusal(st))
+        if check is not None:
+            check(fd, st)
+    except OSError as exc:
+        os.close(fd)
+        raise error(describe_oserror(path, action, exc)) from None
+    except BaseException:
+        os.close(fd)
+        raise
+    return Opened(fd, st)
+
+
+def read_fd(fd: int, limit: int | None = None) -> bytes:
+    """The rest of ``fd``: all of it, or at most ``limit`` + 1 bytes (one more than allowed
+    shows a file that grew past ``limit``). Raises OSError."""
+    chunks = []
+    size = 0
+    while limit is None or size <= limit:
+        chunk = os.read(fd, 1 << 16 if limit is None else limit + 1 - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+def read_private_file(path: str, limit: int, error, fix: str,
+                      dir_fd: int | None = None) -> bytes | None:
+    """The bytes of ``path``, at most ``limit``; None when it does not exist.
+
+    Never follows a symlink, never blocks (open_regular), and refuses anything but
+    a regular file of ours that only we can write, with a single name. ``fix`` ends
+    every refusal. With ``dir_fd``, the file is ``path``'s last component in that
+    directory (``path`` names it in messages).
+    """
+    def private(fd: int, st: os.stat_result) -> None:
+        if st.st_uid != os.geteuid() or st.st_mode & 0o022:
+            raise error(f"{path}: is not a private file of {_whom()} (owner uid {st.st_uid}, "
+                        f"mode {stat.S_IMODE(st.st_mode):04o}), so it cannot be trusted; {fix}")
+        if st.st_nlink != 1:
+            raise error(f"{path}: has {st.st_nlink} hard links, so it was not written by "
+                        f"onedesk-azuread; {fix}")
+        if st.st_size > limit:
+            raise error(f"{path}: is {st.st_size} bytes, more than the {limit} bytes a "
+                        f"state file can be; {fix}")
+
+    opened = open_regular(path, error, dir_fd=dir_fd, check=private,
+                          link=f"{path}: is a symbolic link, which is never followed; {fix}",
+                          not_regular=f"{path}: is not a regular file; {fix}")
+    if opened is None:
+        return None
+    try:
+        data = read_fd(opened.fd, limit)
+    except OSError as exc:
+        raise error(describe_oserror(path, "read", exc)) from None
+    finally:
+        os.close(opened.fd)
+    if len(data) > limit:  # it grew after the fstat
+        raise error(f"{path}: is more than the {limit} bytes a state file can be; {fix}")
+    return data
+
+
+def _whom() -> str:
+    return "root" if os.geteuid() == 0 else f"uid {os.geteuid()}"
 
 
 # --- The write lock --------------------------------------------------------------------------
@@ -86,35 +219,18 @@ def open_lock_file(path: str, error) -> int:
     Opened read-only (flock needs no write access, and an existing lock file then
     works on a read-only file system), without following a symlink or blocking.
     """
-    flags = os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-    try:
-        fd = os.open(path, flags, 0o600)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise error(f"{path}: is a symbolic link; refusing to lock through it: "
-                        f"remove it (onedesk-azuread creates its lock file itself)") from None
-        raise error(describe_oserror(path, "lock", exc)) from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise error(f"{path}: is not a regular file; remove it (onedesk-azuread creates "
-                        f"its lock file itself)")
+    remove = "remove it (onedesk-azuread creates its lock file itself)"
+
+    def ours(fd: int, st: os.stat_result) -> None:
         if st.st_uid != os.geteuid():
             raise error(f"{path}: is owned by uid {st.st_uid}, not by {_whom()}, so another "
                         f"user could hold it forever; remove it")
         if stat.S_IMODE(st.st_mode) != 0o600:
             os.fchmod(fd, 0o600)
-    except OSError as exc:
-        os.close(fd)
-        raise error(describe_oserror(path, "lock", exc)) from None
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
 
-
-def _whom() -> str:
-    return "root" if os.geteuid() == 0 else f"uid {os.geteuid()}"
+    return open_regular(path, error, action="lock", create=True, check=ours,
+                        link=f"{path}: is a symbolic link; refusing to lock through it: {remove}",
+                        not_regular=f"{path}: is not a regular file; {remove}").fd
 
 
 def try_lock(fd: int, path: str, error) -> bool:
@@ -343,67 +459,7 @@ def _planted(fd: int, path: str, error) -> list:
     return found
 
 
-# --- Reading a small private file without following links or blocking -------------------------
-
-def read_private_file(path: str, limit: int, error, fix: str,
-                      dir_fd: int | None = None) -> bytes | None:
-    """The bytes of ``path``, at most ``limit``; None when it does not exist.
-
-    Never follows a symlink, never blocks (a FIFO opened O_NONBLOCK returns at
-    once and is then refused), and refuses anything but a regular file of ours
-    that only we can write, with a single name. ``fix`` ends every refusal.
-    With ``dir_fd``, the file is ``path``'s last component in that directory
-    (``path`` names it in messages).
-    """
-    name = path if dir_fd is None else os.path.basename(path)
-    try:
-        st = os.lstat(name, dir_fd=dir_fd)
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise error(describe_oserror(path, "read", exc)) from None
-    if stat.S_ISLNK(st.st_mode):
-        raise error(f"{path}: is a symbolic link, which is never followed; {fix}")
-    if not stat.S_ISREG(st.st_mode):  # a FIFO, socket or device: not even opened
-        raise error(f"{path}: is not a regular file; {fix}")
-    try:
-        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
-                     dir_fd=dir_fd)
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        if exc.errno in (errno.ELOOP, errno.ENXIO):  # swapped in since the lstat
-            raise error(f"{path}: is not a regular file; {fix}") from None
-        raise error(describe_oserror(path, "read", exc)) from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise error(f"{path}: is not a regular file; {fix}")
-        if st.st_uid != os.geteuid() or st.st_mode & 0o022:
-            raise error(f"{path}: is not a private file of {_whom()} (owner uid {st.st_uid}, "
-                        f"mode {stat.S_IMODE(st.st_mode):04o}), so it cannot be trusted; {fix}")
-        if st.st_nlink != 1:
-            raise error(f"{path}: has {st.st_nlink} hard links, so it was not written by "
-                        f"onedesk-azuread; {fix}")
-        if st.st_size > limit:
-            raise error(f"{path}: is {st.st_size} bytes, more than the {limit} bytes a "
-                        f"state file can be; {fix}")
-        chunks = []
-        size = 0
-        while size <= limit:
-            chunk = os.read(fd, limit + 1 - size)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-    except OSError as exc:
-        raise error(describe_oserror(path, "read", exc)) from None
-    finally:
-        os.close(fd)
-    if size > limit:  # it grew after the fstat
-        raise error(f"{path}: is more than the {limit} bytes a state file can be; {fix}")
-    return b"".join(chunks)
-
+# --- Writing a file anew: a complete, fsynced temp file, then one rename ---------------------
 
 def write_temp(directory: str, name: str, data: bytes, uid: int | None, gid: int | None,
                error=SettingsError, mode: int = 0o600, action: str = "write",
@@ -439,6 +495,62 @@ def write_temp(directory: str, name: str, data: bytes, uid: int | None, gid: int
             os.unlink(tmp)
         raise
     return tmp
+
+
+def remove_stale_temps(path: str) -> None:
+    """Delete temp files a killed writer left beside ``path``. Call only under the lock:
+    then no live writer owns one."""
+    directory, name = os.path.split(os.path.abspath(path))
+    prefixes = (f".{name}.", f".{name}.bak.")
+    try:
+        leftovers = [entry for entry in os.listdir(directory)
+                     if entry.startswith(prefixes) and entry.endswith(".tmp")]
+    except OSError:
+        return
+    for entry in leftovers:
+        with contextlib.suppress(OSError):
+            os.unlink(os.path.join(directory, entry))
+
+
+def fsync_directory(directory: str) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def replace_file(path: str, data: bytes, *, uid: int | None = None, gid: int | None = None,
+                 backup: bytes | None = None, error=SettingsError, mode: int = 0o600,
+                 action: str = "write") -> None:
+    """Atomically replace ``path`` with ``data`` (``mode``, 0600 unless told), keeping
+    ``backup`` as ``path.bak``.
+
+    Both files keep ``path``'s SELinux label, if it has one (selinux_label).
+    Both temp files are complete and fsynced before either rename, so a
+    failure before the renames changes nothing, and a crash at any moment
+    leaves the old or the new file, never a partial one.
+    """
+    directory, name = os.path.split(os.path.abspath(path))
+    label = selinux_label(path, error)  # the backup holds the old content: it keeps it too
+    new_tmp = write_temp(directory, name, data, uid, gid, error, mode, action, label)
+    bak_tmp = None
+    try:
+        if backup is not None:
+            bak_tmp = write_temp(directory, name + ".bak", backup, uid, gid, error,
+                                 label=label)
+            os.rename(bak_tmp, path + ".bak")
+            bak_tmp = None
+        os.rename(new_tmp, path)
+        new_tmp = None
+        fsync_directory(directory)
+    except OSError as exc:
+        raise error(describe_oserror(path, action, exc)) from None
+    finally:
+        for leftover in (new_tmp, bak_tmp):
+            if leftover:
+                with contextlib.suppress(OSError):
+                    os.unlink(leftover)
 
 
 # --- What a replaced file keeps: its SELinux label ----------------------------------------------
@@ -524,82 +636,3 @@ def _who(tag: int, ident: int) -> str:
     except KeyError:
         return f"uid {ident}" if tag == ACL_USER else f"gid {ident}"
     return f"user {name} (uid {ident})" if tag == ACL_USER else f"group {name} (gid {ident})"
-
-
-def remove_stale_temps(path: str) -> None:
-    """Delete temp files a killed writer left beside ``path``. Call only under the lock:
-    then no live writer owns one."""
-    directory, name = os.path.split(os.path.abspath(path))
-    prefixes = (f".{name}.", f".{name}.bak.")
-    try:
-        leftovers = [entry for entry in os.listdir(directory)
-                     if entry.startswith(prefixes) and entry.endswith(".tmp")]
-    except OSError:
-        return
-    for entry in leftovers:
-        with contextlib.suppress(OSError):
-            os.unlink(os.path.join(directory, entry))
-
-
-def fsync_directory(directory: str) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def replace_file(path: str, data: bytes, *, uid: int | None = None, gid: int | None = None,
-                 backup: bytes | None = None, error=SettingsError, mode: int = 0o600,
-                 action: str = "write") -> None:
-    """Atomically replace ``path`` with ``data`` (``mode``, 0600 unless told), keeping
-    ``backup`` as ``path.bak``.
-
-    Both files keep ``path``'s SELinux label, if it has one (selinux_label).
-    Both temp files are complete and fsynced before either rename, so a
-    failure before the renames changes nothing, and a crash at any moment
-    leaves the old or the new file, never a partial one.
-    """
-    directory, name = os.path.split(os.path.abspath(path))
-    label = selinux_label(path, error)  # the backup holds the old content: it keeps it too
-    new_tmp = write_temp(directory, name, data, uid, gid, error, mode, action, label)
-    bak_tmp = None
-    try:
-        if backup is not None:
-            bak_tmp = write_temp(directory, name + ".bak", backup, uid, gid, error,
-                                 label=label)
-            os.rename(bak_tmp, path + ".bak")
-            bak_tmp = None
-        os.rename(new_tmp, path)
-        new_tmp = None
-        fsync_directory(directory)
-    except OSError as exc:
-        raise error(describe_oserror(path, action, exc)) from None
-    finally:
-        for leftover in (new_tmp, bak_tmp):
-            if leftover:
-                with contextlib.suppress(OSError):
-                    os.unlink(leftover)
-
-
-# A settings file that is no settings file: what to say, once for every reader and writer.
-SETTINGS_IS_DIRECTORY = "{path}: is a directory, not a settings file (name the file with --file)"
-SETTINGS_NOT_REGULAR = "{path}: is not a regular file (name the settings file with --file)"
-
-
-def regular_file_or_absent(path: str, error=SettingsError) -> os.stat_result | None:
-    """lstat ``path``: None when absent; an error for a symlink or anything not a regular file."""
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise error(describe_oserror(path, "read", exc)) from None
-    if stat.S_ISLNK(st.st_mode):
-        raise error(f"{path}: is a symbolic link; refusing to write through it "
-                    f"(name the real file with --file)")
-    if stat.S_ISDIR(st.st_mode):
-        raise error(SETTINGS_IS_DIRECTORY.format(path=path))
-    if not stat.S_ISREG(st.st_mode):
-        raise error(SETTINGS_NOT_REGULAR.format(path=path))
-    return st

@@ -10,15 +10,20 @@ from collections.abc import Callable
 from . import KEYS, shellfile, state
 from .errors import ParseError, SettingsError
 from .fsutil import (
-    SETTINGS_IS_DIRECTORY,
-    SETTINGS_NOT_REGULAR,
     acl_grants,
     describe_oserror,
     make_parents,
-    regular_file_or_absent,
+    open_regular,
+    read_fd,
     remove_stale_temps,
     replace_file,
 )
+
+# A settings file that is no settings file: what to say, once for every reader and writer.
+IS_DIRECTORY = "{path}: is a directory, not a settings file (name the file with --file)"
+NOT_REGULAR = "{path}: is not a regular file (name the settings file with --file)"
+NOT_THROUGH_LINK = ("{path}: is a symbolic link; refusing to write through it "
+                    "(name the real file with --file)")
 
 
 class Snapshot(namedtuple("Snapshot", "path data mode uid gid doc nlink acl",
@@ -55,34 +60,26 @@ def decode(data: bytes, path: str) -> str:
                          f"save the file as UTF-8") from None
 
 
-def read(path: str) -> Snapshot:
-    """Read and parse the settings file. A missing file reads as empty."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
-    except FileNotFoundError:
+def read(path: str, writing: bool = False) -> Snapshot:
+    """Read and parse the settings file. A missing file reads as empty.
+
+    A symlink is followed (the file may live elsewhere), unless ``writing``: the file is
+    about to be replaced, and is then refused (NOT_THROUGH_LINK), never written through.
+    """
+    opened = open_regular(path, SettingsError, follow=not writing,
+                          link=NOT_THROUGH_LINK.format(path=path) if writing else None,
+                          directory=IS_DIRECTORY.format(path=path),
+                          not_regular=NOT_REGULAR.format(path=path))
+    if opened is None:
         return Snapshot(path, None, None, None, None, shellfile.parse("", KEYS, path))
-    except IsADirectoryError:
-        raise SettingsError(SETTINGS_IS_DIRECTORY.format(path=path)) from None
-    except OSError as exc:
-        raise SettingsError(describe_oserror(path, "read", exc)) from None
+    fd, st = opened
     try:
-        st = os.fstat(fd)
-        if stat.S_ISDIR(st.st_mode):
-            raise SettingsError(SETTINGS_IS_DIRECTORY.format(path=path))
-        if not stat.S_ISREG(st.st_mode):
-            raise SettingsError(SETTINGS_NOT_REGULAR.format(path=path))
         acl = acl_grants(fd, path)
-        chunks = []
-        while True:
-            chunk = os.read(fd, 1 << 16)
-            if not chunk:
-                break
-            chunks.append(chunk)
+        data = read_fd(fd)
     except OSError as exc:
         raise SettingsError(describe_oserror(path, "read", exc)) from None
     finally:
         os.close(fd)
-    data = b"".join(chunks)
     doc = shellfile.parse(decode(data, path), KEYS, path)
     return Snapshot(path, data, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, doc,
                     st.st_nlink, acl)
@@ -140,8 +137,7 @@ def update(path: str, edit: Callable[[Snapshot], Edit], *, state_dir: str,
     """
     _ensure_directory(path)
     with state.locked(state_dir):
-        regular_file_or_absent(path)  # refuse symlinks and special files before anything
-        before = read(path)
+        before = read(path, writing=True)  # never through a symlink, never a special file
         if before.nlink is not None and before.nlink > 1:
             raise SettingsError(HARD_LINKS.format(path=path, count=before.nlink))
         if before.acl:

@@ -1,6 +1,9 @@
-"""fsutil's own behaviour: what a replaced file keeps (its SELinux label), and what a POSIX
-ACL on it allows, read from the extended attributes themselves (setting `security.selinux`
-works without SELinux active; tmp_path is on a file system with ACLs)."""
+"""fsutil's own behaviour: how a regular file is opened and what is refused in the caller's
+words, the lock's bounded wait, what a replaced file keeps (its SELinux label), and what a
+POSIX ACL on it allows, read from the extended attributes themselves (setting
+`security.selinux` works without SELinux active; tmp_path is on a file system with ACLs).
+What the settings file, the state and the lock refuse, end to end: test_safety.py and
+test_state.py."""
 
 import errno
 import os
@@ -9,7 +12,106 @@ import struct
 import pytest
 
 from onedesk_azuread import fsutil
-from onedesk_azuread.errors import SettingsError
+from onedesk_azuread.errors import SettingsError, StateError
+
+WORDS = {"link": "a link", "not_regular": "not regular", "directory": "a directory"}
+
+
+def opened(path, **options):
+    """open_regular with WORDS as the refusals; the fd closed, (its fstat) returned."""
+    result = fsutil.open_regular(str(path), SettingsError, **{**WORDS, **options})
+    if result is None:
+        return None
+    os.close(result.fd)
+    return result.stat
+
+
+def test_open_regular_opens_a_regular_file_and_says_absent_with_none(tmp_path):
+    path = tmp_path / "file"
+    assert opened(path) is None
+    path.write_bytes(b"x" * 70000)
+    result = fsutil.open_regular(str(path), SettingsError, **WORDS)
+    try:
+        assert result.stat.st_size == 70000
+        assert fsutil.read_fd(result.fd) == b"x" * 70000
+    finally:
+        os.close(result.fd)
+
+
+@pytest.mark.parametrize("kind, words", [("symlink", "a link"), ("fifo", "not regular"),
+                                         ("directory", "a directory")])
+def test_open_regular_refuses_in_the_callers_words_and_never_blocks(tmp_path, kind, words):
+    path = tmp_path / "file"
+    if kind == "symlink":
+        (tmp_path / "target").write_bytes(b"")
+        path.symlink_to(tmp_path / "target")
+    elif kind == "fifo":
+        os.mkfifo(path)  # no writer: an open that blocked would hang here
+    else:
+        path.mkdir()
+    for options in ({}, {"create": True}):  # never made anew in its place either
+        with pytest.raises(SettingsError, match=f"^{words}$"):
+            opened(path, **options)
+    if kind == "symlink":
+        assert opened(path, follow=True, link=None).st_size == 0
+    else:
+        with pytest.raises(SettingsError, match=f"^{words}$"):
+            opened(path, follow=True, link=None)
+
+
+def test_open_regular_in_a_directory_held_open_names_the_whole_path(tmp_path):
+    (tmp_path / "file").write_bytes(b"A")
+    (tmp_path / "link").symlink_to(tmp_path / "file")
+    directory = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        assert opened("/elsewhere/file", dir_fd=directory).st_size == 1
+        assert opened("/elsewhere/absent", dir_fd=directory) is None
+        with pytest.raises(SettingsError, match="^a link$"):
+            opened("/elsewhere/link", dir_fd=directory)
+    finally:
+        os.close(directory)
+
+
+def test_open_regular_creates_mode_0600_and_closes_what_check_refuses(tmp_path):
+    path = tmp_path / "lock"
+    assert opened(path, create=True, action="lock").st_mode & 0o777 == 0o600
+    seen = []
+
+    def refuse(fd, st):
+        seen.append(fd)
+        raise StateError("not ours")
+
+    with pytest.raises(StateError, match="^not ours$"):
+        opened(path, check=refuse)
+    with pytest.raises(OSError) as closed:
+        os.fstat(seen[0])
+    assert closed.value.errno == errno.EBADF
+    with pytest.raises(SettingsError, match=f"^{tmp_path}/none/lock: cannot lock: "):
+        opened(tmp_path / "none" / "lock", create=True, action="lock")
+
+
+def test_read_private_file_reads_at_most_its_limit(tmp_path):
+    path = tmp_path / "state.json"
+    path.write_bytes(b"{}")
+    os.chmod(path, 0o600)
+    assert fsutil.read_private_file(str(path), 2, StateError, "fix it") == b"{}"
+    with pytest.raises(StateError, match="is 2 bytes, more than the 1 bytes a state file can "
+                                         "be; fix it$"):
+        fsutil.read_private_file(str(path), 1, StateError, "fix it")
+    os.chmod(path, 0o622)
+    with pytest.raises(StateError, match=r"is not a private file of .* mode 0622\), so it "
+                                         r"cannot be trusted; fix it$"):
+        fsutil.read_private_file(str(path), 2, StateError, "fix it")
+
+
+def test_the_default_wait_is_bounded_and_a_bad_setting_is_refused(monkeypatch):
+    monkeypatch.delenv("ONEDESK_AZUREAD_LOCK_TIMEOUT", raising=False)
+    assert fsutil.lock_timeout() == 10.0
+    for bad in ("forever", "-1", "inf", "nan", "1e9"):
+        monkeypatch.setenv("ONEDESK_AZUREAD_LOCK_TIMEOUT", bad)
+        with pytest.raises(StateError, match="ONEDESK_AZUREAD_LOCK_TIMEOUT"):
+            fsutil.lock_timeout()
+
 
 LABEL = b"system_u:object_r:admin_home_t:s0\0"  # what EL's policy gives /root's files
 

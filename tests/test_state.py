@@ -511,17 +511,6 @@ def test_the_plugin_never_hangs_dnf_on_the_lock(configured, settings_path, hold_
     assert not (configured / "applied.json").exists()
 
 
-def test_the_default_wait_is_bounded_and_a_bad_setting_is_refused(monkeypatch):
-    from onedesk_azuread import fsutil
-
-    monkeypatch.delenv("ONEDESK_AZUREAD_LOCK_TIMEOUT", raising=False)
-    assert fsutil.lock_timeout() == 10.0
-    for bad in ("forever", "-1", "inf", "nan", "1e9"):
-        monkeypatch.setenv("ONEDESK_AZUREAD_LOCK_TIMEOUT", bad)
-        with pytest.raises(StateError, match="ONEDESK_AZUREAD_LOCK_TIMEOUT"):
-            fsutil.lock_timeout()
-
-
 def test_the_lock_is_reentrant_within_a_process_and_released_after(root, settings_path):
     state_dir = str(root / STATE)
     with state.locked(state_dir):

@@ -24,7 +24,6 @@ from __future__ import annotations
 import inspect
 import os
 import re
-import signal
 import sys
 from collections import namedtuple
 
@@ -32,12 +31,12 @@ import click
 
 from onedesk_azuread import (
     __version__,
-    apply,
     azcli,
     fsutil,
     journal,
     packages,
     paths,
+    signals,
     state,
     verify,
 )
@@ -324,10 +323,10 @@ def man_page(tree: Command | None = None) -> str:
             lines += ([] if number == 0 else [".PP"]) + [roff(paragraph)]
         lines += _options(command)
     lines.append(".SH EXIT STATUS")
-    signals = ", ".join(f"{128 + number} for {signal.Signals(number).name}"
-                        for number in sorted(apply.HELD_SIGNALS))
+    held = ", ".join(f"{128 + number} for {signals.name(number)}"
+                     for number in sorted(signals.HELD))
     for code, text in EXIT_STATUS:
-        lines += [".TP", _bold(str(code)), roff(text.format(signals=signals))]
+        lines += [".TP", _bold(str(code)), roff(text.format(signals=held))]
     lines.append(".SH FILES")
     for path, text in _files():
         lines += [".TP", _italic(path), roff(text)]
