@@ -33,36 +33,20 @@ TRAILING = "shell-syntax"
 UNREADABLE_ENTRY = ("{path}:{line}: {key} has {what}; write the value on one line in matching "
                     "quotes, or run: onedesk-azuread set")
 
-class LazyPattern:
-    """A regular expression compiled on its first use. Each compile costs about 0.2 ms of a
-    start: the patterns that only writing and validating use wait until they are needed,
-    so that `show` stays as quick as a bare click program (`make bench`)."""
-
-    def __init__(self, pattern: str, flags: int = 0):
-        self._source = (pattern, flags)
-        self._compiled = None
-
-    def __getattr__(self, name: str):  # match, fullmatch, search, sub, pattern...
-        if self._compiled is None:
-            self._compiled = re.compile(*self._source)
-        return getattr(self._compiled, name)
-
-
 _ASSIGNMENT = re.compile(
     r"(?P<bom>\ufeff?)[ \t]*(?:export[ \t]+)?(?P<key>[A-Za-z_][A-Za-z0-9_]*)"
     r"(?P<before>[ \t]*)=(?P<after>[ \t]*)"
 )
 # Characters that end an unquoted word in bash.
 _METACHARS = " \t;&|<>()"
-# Runs of characters with no meaning in a value (unquoted; inside double quotes). Lazy:
-# only values with quotes or expansions need them, and `show` pays for every compile.
-_VALUE_RUN = LazyPattern(r"[^ \t;&|<>()\\'\"`$~]+")
-_QUOTED_RUN = LazyPattern(r"[^\"\\`$]+")
+# Runs of characters with no meaning in a value (unquoted; inside double quotes).
+_VALUE_RUN = re.compile(r"[^ \t;&|<>()\\'\"`$~]+")
+_QUOTED_RUN = re.compile(r"[^\"\\`$]+")
 # What may follow `$` to make it an expansion rather than a literal dollar.
 _EXPANDS_AFTER_DOLLAR = re.compile(r"[A-Za-z0-9_{(@*#?$!'\"-]")
 # A value bash reads back unchanged without quotes (conservative: no
 # expansion, no word splitting, no tilde at the start or after a colon).
-_BARE = LazyPattern(r"[A-Za-z0-9_.,+/=@%:-][A-Za-z0-9_.,+/=@%:~-]*")  # quote(): writers
+_BARE = re.compile(r"[A-Za-z0-9_.,+/=@%:-][A-Za-z0-9_.,+/=@%:~-]*")
 
 
 class Entry(namedtuple("Entry", "key line start end value problems")):
