@@ -85,17 +85,21 @@ class Document(namedtuple("Document", "text entries unsupported syntax_error pat
 
 def _entry(text: str, found: Assignment, path: str) -> Entry:
     """The entry an assignment line makes: the value its writer meant, and its problems."""
-    start, end, value_start, word = found.start, found.end, found.value_start, found.word
+    key, line, start, end, value_start, word, bom, before, after = found
     body_end = end - 1 if text.endswith("\n", start, end) else end
+    if (word is not None and word.end == body_end and not (word.quoted or word.tildes)
+            and not (bom or before or after or text.endswith(("\r", "\\"), 0, body_end))):
+        # Most lines: one word, nothing quoted or expanded after the `=`, nothing after it.
+        return Entry(key, line, start, end, word.value[value_start - word.start:], ())
     problems = []
-    if found.bom:
+    if bom:
         problems.append(BOM)
     if text.endswith("\r", start, body_end):
         problems.append(CRLF)
-    if found.before or found.after:
+    if before or after:
         rest = text[value_start:body_end].strip(" \t\r")
         # `KEY= # note` is a plain empty assignment, not a spaced one.
-        if found.before or (rest and not rest.startswith("#")):
+        if before or (rest and not rest.startswith("#")):
             problems.append(SPACED)
     if word is None:
         value, stop, expands = "", value_start, False
@@ -104,7 +108,7 @@ def _entry(text: str, found: Assignment, path: str) -> Entry:
         if stop == len(text) and (len(word.text) - len(word.text.rstrip("\\"))) % 2:
             # The file ends in an escape of nothing: bash keeps the backslash, but a line
             # cut short is the likelier meaning.
-            raise ParseError(UNREADABLE_ENTRY.format(path=path, line=found.line, key=found.key,
+            raise ParseError(UNREADABLE_ENTRY.format(path=path, line=line, key=key,
                                                      what="a backslash at the end"))
         # A tilde is expanded where it starts the value or follows a colon.
         expands = word.expands or any(at == value_start or text[at - 1] == ":"
@@ -120,7 +124,7 @@ def _entry(text: str, found: Assignment, path: str) -> Entry:
     if trailing:
         problems.append(TRAILING)
     known = not (expands or trailing)
-    return Entry(found.key, found.line, start, end, value if known else None, tuple(problems))
+    return Entry(key, line, start, end, value if known else None, tuple(problems))
 
 
 def parse(text: str, keys: Iterable[str], path: str = "<text>") -> Document:

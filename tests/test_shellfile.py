@@ -78,6 +78,7 @@ def test_bash_keeps_the_carriage_return(tmp_path):
     ("A=1\nAZUREAD_CIS='unterminated\n", 2),
     ('AZUREAD_CID="open\nmore"\n', 1),
     ("AZUREAD_CIS=abc\\\ndef\n", 1),
+    ("A=1\nAZUREAD_CIS=abc\\", 2),
 ])
 def test_unreadable_entries_raise_naming_file_and_line(text, line):
     with pytest.raises(ParseError) as err:
