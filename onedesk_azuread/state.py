@@ -24,7 +24,6 @@ from .fsutil import (
     replace_file,
 )
 from .fsutil import locked as fsutil_locked
-from .shellfile import LazyPattern
 
 EXPIRY_FILE = "expiry.json"
 # The expiry record's format. A record without "version" is version 1 (written before the
@@ -231,7 +230,7 @@ def applied_record(client_id: str, secret: str, packages: list) -> dict:
     }
 
 
-_HEX = LazyPattern(r"(?:[0-9a-f]{2})+")  # status, not `show`
+_HEX = re.compile(r"(?:[0-9a-f]{2})+")
 
 
 def load_applied(state_dir: str, dir_fd: int | None = None) -> dict | None:

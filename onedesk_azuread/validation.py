@@ -11,11 +11,11 @@ file-level findings come from the parser's facts.
 
 from __future__ import annotations
 
+import re
 from collections import namedtuple
 from datetime import date
 
 from . import CLIENT_ID, KEYS, SECRET, shellfile
-from .shellfile import LazyPattern
 from .trust import printable
 
 ERROR = "error"
@@ -54,11 +54,10 @@ SECRET_MIN, SECRET_MAX = 16, 64
 # What may be shown of a secret: Azure's own portal lists secrets by their first 3 characters.
 HINT_LENGTH = 3
 
-# Compiled when first used: `show` never validates (shellfile.LazyPattern).
-GUID = LazyPattern(r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}")
+GUID = re.compile(r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}")
 # Secrets issued since 2021: a 3-character hint, a digit, "Q~", then the rest.
-CURRENT_SECRET = LazyPattern(r"[A-Za-z0-9_~.]{3}\dQ~[A-Za-z0-9_~.-]{31,34}")
-_FORBIDDEN_IN_SECRET = LazyPattern(r"[\s\x00-\x1f\x7f]|[^\x00-\x7f]")
+CURRENT_SECRET = re.compile(r"[A-Za-z0-9_~.]{3}\dQ~[A-Za-z0-9_~.-]{31,34}")
+_FORBIDDEN_IN_SECRET = re.compile(r"[\s\x00-\x1f\x7f]|[^\x00-\x7f]")
 
 FIX_REWRITE = "onedesk-azuread check --fix"
 FIX_CLIENT_ID = "onedesk-azuread set --client-id ID"
