@@ -430,19 +430,31 @@ class Applied(namedtuple("Applied", "plan outcome after shown")):
 NOTHING_TO_DO = "nothing to do: the installed packages already carry these settings"
 
 
-def apply(paths: Paths, say: Callable[[str], None], *, dry_run: bool = False,
-          if_needed: bool = False, show_plan: Callable[[Plan], None] | None = None,
-          confirm_removal: Callable[[Plan], None] | None = None) -> Applied:
+class Options(namedtuple("Options", "dry_run if_needed show_plan confirm_removal",
+                         defaults=(False, False, None, None))):
+    """How `apply` runs, and the questions its caller answers."""
+
+    __slots__ = ()
+    # dry_run: bool; plan and show, change nothing
+    # if_needed: bool; do nothing when `status` is already fine (valid, in sync, no
+    #   unfinished apply)
+    # show_plan: Callable[[Plan], None] | None; called before anything changes
+    # confirm_removal: Callable[[Plan], None] | None; called before a fresh removal (it
+    #   may raise to stop)
+
+
+AS_ASKED = Options()  # a real apply, whatever status says, with no questions
+
+
+def apply(paths: Paths, say: Callable[[str], None], options: Options = AS_ASKED) -> Applied:
     """The whole `apply`: plan (or complete the journalled one), run, confirm.
 
-    ``if_needed``: do nothing when `status` is already fine (valid, in sync, no
-    unfinished apply). ``show_plan(plan)`` is called before anything changes,
-    ``confirm_removal(plan)`` before a fresh removal (it may raise to stop).
     Raises with the system's state and the completing command on failure, and
     `interrupted_error` after a held signal (the job itself was finished). Packages of
     others that could not be installed again are said and listed in ``not_back``: the
     job itself is done (`not_back_error` is the exit for them).
     """
+    dry_run, if_needed, show_plan, confirm_removal = options
     if if_needed:
         now = status(paths)
         if now.ok:

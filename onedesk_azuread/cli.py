@@ -447,8 +447,8 @@ def apply_command(ctx, dry_run, yes, if_needed, as_json):
             click.confirm(f"Remove {', '.join(the_plan.removed)} and install them again?",
                           abort=True, err=True)
 
-    done = apply.apply(paths, _say_always, dry_run=dry_run, if_needed=if_needed,
-                       show_plan=show_plan, confirm_removal=confirm_removal)
+    done = apply.apply(paths, _say_always, apply.Options(dry_run, if_needed, show_plan,
+                                                         confirm_removal))
     if as_json:
         click.echo(_json(done.as_dict()))
     if done.not_back:  # OneDesk is back; a package of someone else's is not

@@ -14,7 +14,7 @@ import stat
 import sys
 import time
 from collections import namedtuple
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 from .errors import SettingsError, StateError
 
@@ -60,22 +60,36 @@ class Opened(namedtuple("Opened", "fd stat")):
     # stat: os.stat_result; of the open file, not of whatever the path names by now
 
 
-def open_regular(path: str, error, *, link: str | None, not_regular: str,
-                 directory: str | None = None, action: str = "read", follow: bool = False,
-                 create: bool = False, dir_fd: int | None = None,
-                 check: Callable[[int, os.stat_result], None] | None = None) -> Opened | None:
+class Opening(namedtuple("Opening", "error link not_regular directory action follow create "
+                                    "check",
+                         defaults=(None, "read", False, False, None))):
+    """How ``open_regular`` opens a file, and what it says when it will not."""
+
+    __slots__ = ()
+    # error: type; the OnedeskError subclass raised
+    # link: str | None; the refusal of a symlink (None: said as not_regular)
+    # not_regular: str; the refusal of anything but a regular file
+    # directory: str | None; the refusal of a directory, if it is said apart
+    # action: str; what describe_oserror says was tried
+    # follow: bool; follow a symlink (else it is refused, never opened)
+    # create: bool; make the file, mode 0600, when it does not exist
+    # check: Callable[[int, os.stat_result], None] | None; the caller's own refusals
+    #   (owner, mode, size) or repairs, on the open file
+
+
+def open_regular(path: str, how: Opening, dir_fd: int | None = None) -> Opened | None:
     """``path`` opened read-only and checked to be a regular file; None when it does not
-    exist (with ``create``, it is made mode 0600 instead).
+    exist (with ``how.create``, it is made mode 0600 instead).
 
     Never blocks: a FIFO opened O_NONBLOCK returns at once and is then refused. Unless
-    ``follow``, never follows a symlink, and looks before it opens (lstat), so that a
+    ``how.follow``, never follows a symlink, and looks before it opens (lstat), so that a
     FIFO, socket or device is refused without being opened. What is refused is said in
-    the caller's words: ``link`` for a symlink, ``directory`` for a directory (if it is
-    said apart), ``not_regular`` for anything else; ``check(fd, st)`` raises the
-    caller's own refusals (owner, mode, size) or repairs. Any other OSError is
-    ``describe_oserror(path, action)``. With ``dir_fd``, the file is ``path``'s last
-    component in that directory (``path`` names it in messages).
+    the caller's words (``how.link``, ``how.directory``, ``how.not_regular``);
+    ``how.check(fd, st)`` raises the caller's own refusals or repairs. Any other OSError
+    is ``describe_oserror(path, how.action)``. With ``dir_fd``, the file is ``path``'s
+    last component in that directory (``path`` names it in messages).
     """
+    error, link, not_regular, directory, action, follow, create, check = how
     name = path if dir_fd is None else os.path.basename(path)
 
     def refusal(st: os.stat_result) -> str:
@@ -159,9 +173,9 @@ def read_private_file(path: str, limit: int, error, fix: str,
             raise error(f"{path}: is {st.st_size} bytes, more than the {limit} bytes a "
                         f"state file can be; {fix}")
 
-    opened = open_regular(path, error, dir_fd=dir_fd, check=private,
-                          link=f"{path}: is a symbolic link, which is never followed; {fix}",
-                          not_regular=f"{path}: is not a regular file; {fix}")
+    opened = open_regular(path, Opening(
+        error, link=f"{path}: is a symbolic link, which is never followed; {fix}",
+        not_regular=f"{path}: is not a regular file; {fix}", check=private), dir_fd)
     if opened is None:
         return None
     try:
@@ -228,9 +242,10 @@ def open_lock_file(path: str, error) -> int:
         if stat.S_IMODE(st.st_mode) != 0o600:
             os.fchmod(fd, 0o600)
 
-    return open_regular(path, error, action="lock", create=True, check=ours,
-                        link=f"{path}: is a symbolic link; refusing to lock through it: {remove}",
-                        not_regular=f"{path}: is not a regular file; {remove}").fd
+    return open_regular(path, Opening(
+        error, link=f"{path}: is a symbolic link; refusing to lock through it: {remove}",
+        not_regular=f"{path}: is not a regular file; {remove}", action="lock", create=True,
+        check=ours)).fd
 
 
 def try_lock(fd: int, path: str, error) -> bool:
@@ -461,12 +476,26 @@ def _planted(fd: int, path: str, error) -> list:
 
 # --- Writing a file anew: a complete, fsynced temp file, then one rename ---------------------
 
-def write_temp(directory: str, name: str, data: bytes, uid: int | None, gid: int | None,
-               error=SettingsError, mode: int = 0o600, action: str = "write",
-               label: bytes | None = None) -> str:
-    """Write ``data`` to a new temp file (``mode``, 0600 unless told) in ``directory``,
-    fsynced; return its path. ``label``: the SELinux label it gets (see selinux_label),
-    before the fsync, so that the file is never on disk without it."""
+class Writing(namedtuple("Writing", "mode uid gid label error action",
+                         defaults=(0o600, None, None, None, SettingsError, "write"))):
+    """How a file is written anew, and what a failure says."""
+
+    __slots__ = ()
+    # mode: int; 0600 unless told
+    # uid, gid: int | None; its owner, set when running as root (None: the writer's)
+    # label: bytes | None; its SELinux label (selinux_label), set before the fsync, so
+    #   that the file is never on disk without it
+    # error: type; the OnedeskError subclass raised
+    # action: str; what describe_oserror says was tried
+
+
+PRIVATE = Writing()  # mode 0600, the writer's own, no label set
+
+
+def write_temp(directory: str, name: str, data: bytes, how: Writing = PRIVATE) -> str:
+    """Write ``data`` to a new temp file in ``directory``, made as ``how`` says, fsynced;
+    return its path."""
+    mode, uid, gid, label, error, action = how
     try:
         import tempfile  # only writers pay for it (and random, which it imports), not `show`
 
@@ -520,11 +549,10 @@ def fsync_directory(directory: str) -> None:
         os.close(fd)
 
 
-def replace_file(path: str, data: bytes, *, uid: int | None = None, gid: int | None = None,
-                 backup: bytes | None = None, error=SettingsError, mode: int = 0o600,
-                 action: str = "write") -> None:
-    """Atomically replace ``path`` with ``data`` (``mode``, 0600 unless told), keeping
-    ``backup`` as ``path.bak``.
+def replace_file(path: str, data: bytes, how: Writing = PRIVATE, *,
+                 backup: bytes | None = None) -> None:
+    """Atomically replace ``path`` with ``data`` (made as ``how`` says: mode 0600 unless
+    told), keeping ``backup`` as ``path.bak``.
 
     Both files keep ``path``'s SELinux label, if it has one (selinux_label).
     Both temp files are complete and fsynced before either rename, so a
@@ -532,20 +560,21 @@ def replace_file(path: str, data: bytes, *, uid: int | None = None, gid: int | N
     leaves the old or the new file, never a partial one.
     """
     directory, name = os.path.split(os.path.abspath(path))
-    label = selinux_label(path, error)  # the backup holds the old content: it keeps it too
-    new_tmp = write_temp(directory, name, data, uid, gid, error, mode, action, label)
+    # The backup holds the old content: it keeps the label too, with the file's owner.
+    how = how._replace(label=selinux_label(path, how.error))
+    new_tmp = write_temp(directory, name, data, how)
     bak_tmp = None
     try:
         if backup is not None:
-            bak_tmp = write_temp(directory, name + ".bak", backup, uid, gid, error,
-                                 label=label)
+            bak_tmp = write_temp(directory, name + ".bak", backup,
+                                 how._replace(mode=0o600, action="write"))
             os.rename(bak_tmp, path + ".bak")
             bak_tmp = None
         os.rename(new_tmp, path)
         new_tmp = None
         fsync_directory(directory)
     except OSError as exc:
-        raise error(describe_oserror(path, action, exc)) from None
+        raise how.error(describe_oserror(path, how.action, exc)) from None
     finally:
         for leftover in (new_tmp, bak_tmp):
             if leftover:

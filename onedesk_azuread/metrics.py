@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta, timezone
 
 from . import state, validation, verify
 from .errors import OnedeskError
-from .fsutil import replace_file
+from .fsutil import Writing, replace_file
 
 METRICS_SUFFIX = ".prom"
 
@@ -115,5 +115,5 @@ def write_metrics(path: str, text: str) -> None:
         raise OnedeskError(METRICS_READ_ONLY.format(path=path, directory=directory))
     # fsutil's atomic replace: its temp name (.NAME.*.tmp) does not end in .prom, so the
     # collector ignores it until the rename.
-    replace_file(path, text.encode("utf-8"), mode=METRICS_MODE, error=OnedeskError,
-                 action="write the metrics")
+    replace_file(path, text.encode("utf-8"), Writing(mode=METRICS_MODE, error=OnedeskError,
+                                                     action="write the metrics"))

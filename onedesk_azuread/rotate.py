@@ -539,7 +539,7 @@ class Rotation:
                       else None)
         if self.options.apply_after:
             try:
-                applied = apply.apply(paths, self.say, if_needed=True, confirm_removal=None)
+                applied = apply.apply(paths, self.say, apply.Options(if_needed=True))
             except OnedeskError as exc:
                 # Retiring after the apply is rotate's own step (its journal has the old key).
                 finish_with = (FINISH_RETIRES.format(command=self.journal.command(),

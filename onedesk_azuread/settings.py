@@ -10,6 +10,8 @@ from collections.abc import Callable
 from . import KEYS, shellfile, state
 from .errors import ParseError, SettingsError
 from .fsutil import (
+    Opening,
+    Writing,
     acl_grants,
     describe_oserror,
     make_parents,
@@ -66,10 +68,10 @@ def read(path: str, writing: bool = False) -> Snapshot:
     A symlink is followed (the file may live elsewhere), unless ``writing``: the file is
     about to be replaced, and is then refused (NOT_THROUGH_LINK), never written through.
     """
-    opened = open_regular(path, SettingsError, follow=not writing,
-                          link=NOT_THROUGH_LINK.format(path=path) if writing else None,
-                          directory=IS_DIRECTORY.format(path=path),
-                          not_regular=NOT_REGULAR.format(path=path))
+    opened = open_regular(path, Opening(
+        SettingsError, link=NOT_THROUGH_LINK.format(path=path) if writing else None,
+        not_regular=NOT_REGULAR.format(path=path), directory=IS_DIRECTORY.format(path=path),
+        follow=not writing))
     if opened is None:
         return Snapshot(path, None, None, None, None, shellfile.parse("", KEYS, path))
     fd, st = opened
@@ -158,7 +160,7 @@ def update(path: str, edit: Callable[[Snapshot], Edit], *, state_dir: str,
         from . import bashcheck  # only writers ask bash here (not `show`)
 
         bashcheck.refuse_unparsable(path, text)  # like visudo: never install what bash rejects
-        replace_file(path, data, uid=uid, gid=gid, backup=before.data)
+        replace_file(path, data, Writing(uid=uid, gid=gid), backup=before.data)
         return Update(before, True, fix_permissions and (before.mode != 0o600 or before.uid != 0),
                       planned)
 

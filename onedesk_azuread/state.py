@@ -17,6 +17,7 @@ from datetime import date, datetime, timezone
 
 from .errors import StateError, UnreadableRecord
 from .fsutil import (
+    Writing,
     describe_oserror,
     private_directory,
     read_private_file,
@@ -129,7 +130,7 @@ def save_json(state_dir: str, name: str, record: dict) -> None:
     with locked(state_dir):
         path = os.path.join(state_dir, name)
         remove_stale_temps(path)
-        replace_file(path, data, uid=0, gid=0, error=StateError)
+        replace_file(path, data, Writing(uid=0, gid=0, error=StateError))
 
 
 NOT_AN_EXPIRY_RECORD = "{path}: is not an expiry record; " + FIX_EXPIRY

@@ -17,9 +17,10 @@ from onedesk_azuread.errors import SettingsError, StateError
 WORDS = {"link": "a link", "not_regular": "not regular", "directory": "a directory"}
 
 
-def opened(path, **options):
+def opened(path, dir_fd=None, **options):
     """open_regular with WORDS as the refusals; the fd closed, (its fstat) returned."""
-    result = fsutil.open_regular(str(path), SettingsError, **{**WORDS, **options})
+    how = fsutil.Opening(SettingsError, **{**WORDS, **options})
+    result = fsutil.open_regular(str(path), how, dir_fd)
     if result is None:
         return None
     os.close(result.fd)
@@ -30,7 +31,7 @@ def test_open_regular_opens_a_regular_file_and_says_absent_with_none(tmp_path):
     path = tmp_path / "file"
     assert opened(path) is None
     path.write_bytes(b"x" * 70000)
-    result = fsutil.open_regular(str(path), SettingsError, **WORDS)
+    result = fsutil.open_regular(str(path), fsutil.Opening(SettingsError, **WORDS))
     try:
         assert result.stat.st_size == 70000
         assert fsutil.read_fd(result.fd) == b"x" * 70000
