@@ -74,6 +74,28 @@ def paths(root):
     return Paths.under(str(root))
 
 
+# What a refused or failed write must leave unchanged.
+SNAPSHOT_LOCK = os.path.join("var", "lib", "onedesk-azuread", "lock")
+
+
+def snapshot(directory):
+    """Every file below ``directory`` with its bytes and mode, to compare before and after.
+
+    Except the lock file, which a refused write may have created: it stays empty
+    and root's alone (asserted), and holds nothing that could be lost.
+    """
+    found = {}
+    for base, _, files in os.walk(directory):
+        for name in files:
+            path = os.path.join(base, name)
+            st = os.lstat(path)
+            if path.endswith(os.sep + SNAPSHOT_LOCK):
+                assert (st.st_mode, st.st_size, st.st_uid) == (0o100600, 0, os.geteuid())
+                continue
+            found[path] = (st.st_mode, open(path, "rb").read() if os.path.isfile(path) else None)
+    return found
+
+
 def write_settings(paths, text):
     with open(paths.settings, "w", newline="") as handle:
         handle.write(text)

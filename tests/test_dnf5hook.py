@@ -16,8 +16,7 @@ import pytest
 
 from onedesk_azuread import dnf5hook, state
 
-from .conftest import CLIENT_ID, OTHER_SECRET, SECRET
-from .test_safety import snapshot
+from .conftest import CLIENT_ID, OTHER_SECRET, SECRET, snapshot
 
 GOOD = f"AZUREAD_CID={CLIENT_ID}\nAZUREAD_CIS={SECRET}\n"
 NEVRA = "onedesk-db-utils-2.0-1.noarch"

@@ -11,9 +11,7 @@ import stat
 import pytest
 
 from .conftest import CLIENT_ID, OTHER_SECRET, SECRET, SECRET_ID
-from .rpmbed import ONEDESK, cli
-
-GOOD = f"OTHER_SETTING=kept\nAZUREAD_CID={CLIENT_ID}\nAZUREAD_CIS={SECRET}\n"
+from .rpmbed import GOOD, ONEDESK, cli
 
 
 @pytest.fixture

@@ -14,32 +14,11 @@ import pytest
 from onedesk_azuread import settings, shellfile
 from onedesk_azuread.errors import SettingsError
 
-from .conftest import CLIENT_ID, SECRET, Cli
+from .conftest import CLIENT_ID, SECRET, Cli, snapshot
 
 GOOD = f"AZUREAD_CID={CLIENT_ID}\nAZUREAD_CIS={SECRET}\n"
 SET = ("set", "--client-id", CLIENT_ID, "--secret-stdin")
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="mounts need root (CI runs as root)")
-
-
-LOCK = os.path.join("var", "lib", "onedesk-azuread", "lock")
-
-
-def snapshot(directory):
-    """Every file below ``directory`` with its bytes and mode, to compare before and after.
-
-    Except the lock file, which a refused write may have created: it stays empty
-    and root's alone (asserted), and holds nothing that could be lost.
-    """
-    found = {}
-    for base, _, files in os.walk(directory):
-        for name in files:
-            path = os.path.join(base, name)
-            st = os.lstat(path)
-            if path.endswith(os.sep + LOCK):
-                assert (st.st_mode, st.st_size, st.st_uid) == (0o100600, 0, os.geteuid())
-                continue
-            found[path] = (st.st_mode, open(path, "rb").read() if os.path.isfile(path) else None)
-    return found
 
 
 def assert_one_line_error(result, *words):

@@ -19,8 +19,7 @@ import pytest
 from onedesk_azuread import settings, state
 from onedesk_azuread.errors import StateError
 
-from .conftest import CLIENT_ID, SECRET, Cli
-from .test_safety import snapshot
+from .conftest import CLIENT_ID, SECRET, Cli, snapshot
 
 GOOD = f"AZUREAD_CID={CLIENT_ID}\nAZUREAD_CIS={SECRET}\n"
 STATE = "var/lib/onedesk-azuread"
