@@ -1,4 +1,4 @@
-"""dnf 5: the shipped actions file driving `onedesk-azuread dnf5-hook`, with the real dnf5.
+"""dnf 5: the shipped actions file driving `onedesk-azuread-dnf5-hook`, with the real dnf5.
 
 dnf5 and its actions plugin run in a Debian sid root (tests/dnf5bed.py) against
 throw-away installroots; the fixture packages' install scripts record what they
@@ -386,8 +386,8 @@ def test_the_shipped_lines_guard_only_packages_coming_in_and_carry_nothing_secre
         # The command line (visible in ps) holds the root, the package and dnf 5's pid.
         assert set(re.findall(r"\$\{([^}]*)\}", command)) == {
             "conf.installroot", "pkg.action", "pkg.nevra", "pid"}
-        assert command.split()[:3] == ["/usr/bin/onedesk-azuread", "--root=${conf.installroot}",
-                                       "dnf5-hook"]
+        assert command.split()[:2] == ["/usr/bin/onedesk-azuread-dnf5-hook",
+                                       "--root=${conf.installroot}"]
         assert callback in command.split()
 
 

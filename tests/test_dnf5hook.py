@@ -238,3 +238,45 @@ def test_a_hand_off_from_a_fresh_root_under_umask_000_opens_no_parent(sysroot):
     for base, directories, files in os.walk(sysroot / STATE):
         for name in directories + files:
             assert not os.lstat(os.path.join(base, name)).st_mode & 0o077, name
+
+
+# --- the command the actions file runs -----------------------------------------------------
+
+def hook_command(sysroot, *args):
+    """`onedesk-azuread-dnf5-hook` as the shipped actions file runs it, in a process of its
+    own: (exit code, stdout, stderr, whether click was imported)."""
+    probe = ("import sys\n"
+             "from onedesk_azuread import dnf5hook\n"
+             "code = dnf5hook.main(sys.argv[1:])\n"
+             "sys.stderr.write('click imported: %s' % ('click' in sys.modules))\n"
+             "sys.exit(code)\n")
+    done = subprocess.run([sys.executable, "-c", probe, f"--root={sysroot}", *args],
+                          capture_output=True, text=True, check=False)
+    *said, imported = done.stderr.split("\n")
+    return done.returncode, done.stdout, "\n".join(said), imported == "click imported: True"
+
+
+def test_the_hook_command_answers_without_click_as_the_click_command_did(sysroot):
+    (sysroot / "root" / ".OneDesk").write_text(GOOD + "AZUREAD_CID={x}\n")
+    args = ("--require=0", "--settings=/root/.OneDesk", "goal_resolved", "I", NEVRA, "42")
+    code, out, said, imported = hook_command(sysroot, *args)
+    assert code == 0 and not imported
+    assert out.startswith("log.INFO=onedesk-azuread: checking the Azure AD settings for ")
+    assert out.splitlines()[-1].startswith("stop=onedesk-azuread: ")
+    assert "checking the Azure AD settings" in said
+    # The hidden click command stays for actions files edited under an earlier release.
+    old = subprocess.run([sys.executable, "-c", "from onedesk_azuread.cli import main; main()",
+                          f"--root={sysroot}", "dnf5-hook", *args],
+                         capture_output=True, text=True, check=False)
+    assert (old.returncode, old.stdout, old.stderr) == (0, out, said + "\n")
+
+
+@pytest.mark.parametrize("args", [
+    ("--require=perhaps", "goal_resolved", "I", NEVRA, "42"),
+    ("--unknown=1", "goal_resolved", "I", NEVRA, "42"),
+    ("goal_resolved", "I", NEVRA),
+])
+def test_a_bad_hook_command_line_is_a_usage_error_that_stops_dnf5(sysroot, args):
+    code, out, said, _ = hook_command(sysroot, *args)
+    assert (code, out) == (2, "")  # with raise_error=1, dnf 5 stops on the exit code
+    assert said.startswith("usage: onedesk-azuread-dnf5-hook")
