@@ -261,6 +261,9 @@ def test_the_hook_command_answers_without_click_as_the_click_command_did(sysroot
     args = ("--require=0", "--settings=/root/.OneDesk", "goal_resolved", "I", NEVRA, "42")
     code, out, said, imported = hook_command(sysroot, *args)
     assert code == 0 and not imported
+    # Options as click took them too: spaced, and a boolean in click's words.
+    spaced = ("--require", "no", "--settings", "/root/.OneDesk", *args[2:])
+    assert hook_command(sysroot, *spaced)[:2] == (0, out)
     assert out.startswith("log.INFO=onedesk-azuread: checking the Azure AD settings for ")
     assert out.splitlines()[-1].startswith("stop=onedesk-azuread: ")
     assert "checking the Azure AD settings" in said
@@ -275,6 +278,7 @@ def test_the_hook_command_answers_without_click_as_the_click_command_did(sysroot
     ("--require=perhaps", "goal_resolved", "I", NEVRA, "42"),
     ("--unknown=1", "goal_resolved", "I", NEVRA, "42"),
     ("goal_resolved", "I", NEVRA),
+    ("goal_resolved", "I", NEVRA, "42", "--settings"),
 ])
 def test_a_bad_hook_command_line_is_a_usage_error_that_stops_dnf5(sysroot, args):
     code, out, said, _ = hook_command(sysroot, *args)
