@@ -554,8 +554,8 @@ def dnf5_hook_command(ctx, callback, action, nevra, pid, require, settings_file)
     """
     from . import dnf5hook
 
-    click.echo(dnf5hook.run(callback, _paths(ctx).root, action, nevra, pid, require=require,
-                            settings_file=settings_file, say=_say), nl=False)
+    call = dnf5hook.Call(callback, _paths(ctx).root, action, nevra, pid, require, settings_file)
+    click.echo(dnf5hook.run(call, say=_say), nl=False)
 
 
 def main() -> None:

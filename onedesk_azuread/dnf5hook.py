@@ -52,6 +52,7 @@ import errno
 import os
 import stat
 import sys
+from collections import namedtuple
 
 from . import fsutil, hook, streams
 from .errors import StateError
@@ -84,6 +85,20 @@ MSG_NOT_OURS = ("onedesk-azuread: %s: is %s, which onedesk-azuread never makes a
                 "follows; remove it (rm -r %s) and run dnf again")
 
 
+class Call(namedtuple("Call", "callback root action nevra pid require settings_file",
+                      defaults=(False, DEFAULT_FILE))):
+    """One actions-plugin callback, as the actions file's command line gives it."""
+
+    __slots__ = ()
+    # callback: str; goal_resolved, pre_transaction or post_transaction
+    # root: str; the installroot (${conf.installroot})
+    # action: str; ${pkg.action}: I, U, D, R coming in
+    # nevra: str; ${pkg.nevra}
+    # pid: str; dnf 5's (${pid}), digits
+    # require: bool; stop when the settings file has no Azure AD entries at all
+    # settings_file: str; the settings file, inside the installroot
+
+
 class _Protocol:
     """The actions plugin's plain protocol on stdout, and the same words for a person."""
 
@@ -112,9 +127,9 @@ class _Protocol:
         return "".join(line + "\n" for line in self.lines)
 
 
-def run(callback: str, root: str, action: str, nevra: str, pid: str, *, require: bool = False,
-        settings_file: str = DEFAULT_FILE, say=lambda message: None) -> str:
+def run(call: Call, say=lambda message: None) -> str:
     """Handle one actions-plugin callback; return the lines for stdout. Never raises."""
+    callback, root, action, nevra, pid, require, settings_file = call
     out = _Protocol(say)
     fail = "stop" if callback == "goal_resolved" else "error"
     if callback not in CALLBACKS or not pid.isdigit():
@@ -434,8 +449,8 @@ class _Usage(Exception):
     """A command line the actions file would never give."""
 
 
-def _parse(argv: list[str]) -> tuple[dict, list[str]]:
-    """(the options, CALLBACK ACTION NEVRA PID): ``--name=value`` or ``--name value``."""
+def _parse(argv: list[str]) -> Call:
+    """The call: options ``--name=value`` or ``--name value``, CALLBACK ACTION NEVRA PID."""
     options = {"root": "/", "require": "0", "settings_file": DEFAULT_FILE}
     arguments = []
     words = iter(argv)
@@ -456,7 +471,9 @@ def _parse(argv: list[str]) -> tuple[dict, list[str]]:
     options["require"] = _BOOLEANS[options["require"].strip().lower()]
     if len(arguments) != 4:
         raise _Usage("give CALLBACK ACTION NEVRA PID")
-    return options, arguments
+    callback, action, nevra, pid = arguments
+    return Call(callback, options["root"], action, nevra, pid, options["require"],
+                options["settings_file"])
 
 
 def _say(message: str) -> None:
@@ -475,13 +492,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{USAGE}\n\n{HELP}")
         return 0 if streams.flush_stdout() else 1
     try:
-        options, (callback, action, nevra, pid) = _parse(argv)
+        call = _parse(argv)
     except _Usage as exc:
         _say(f"{USAGE}\nonedesk-azuread-dnf5-hook: error: {exc}")
         return 2
     fsutil.set_notifier(_say)  # "waiting for the lock", "repaired the state directory"
-    text = run(callback, options["root"], action, nevra, pid, require=options["require"],
-               settings_file=options["settings_file"], say=_say)
+    text = run(call, say=_say)
     with contextlib.suppress(OSError, ValueError):  # flush_stdout says it failed
         sys.stdout.write(text)
     return 0 if streams.flush_stdout() else 1

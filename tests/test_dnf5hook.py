@@ -45,8 +45,8 @@ def state_dir(sysroot):
 def call(sysroot, callback, pid=None, nevra=NEVRA):
     """One callback as dnf 5 runs it: (its stdout lines, what it said on stderr)."""
     said = []
-    text = dnf5hook.run(callback, str(sysroot), "I", nevra, str(pid or os.getpid()),
-                        say=said.append)
+    call = dnf5hook.Call(callback, str(sysroot), "I", nevra, str(pid or os.getpid()))
+    text = dnf5hook.run(call, say=said.append)
     lines = text.splitlines()
     assert SECRET not in text and all(SECRET not in line for line in said)
     return lines, said
@@ -227,8 +227,8 @@ def test_a_hand_off_directory_of_another_user_is_refused(sysroot, elsewhere):
 def test_a_hand_off_from_a_fresh_root_under_umask_000_opens_no_parent(sysroot):
     # The state directory's parents (var, var/lib) are the tool's to create in a fresh root.
     code = ("import os, sys; os.umask(0); from onedesk_azuread import dnf5hook; "
-            "print(dnf5hook.run('pre_transaction', sys.argv[1], 'I', 'p-1-1.noarch', "
-            "str(os.getpid())))")
+            "print(dnf5hook.run(dnf5hook.Call('pre_transaction', sys.argv[1], 'I', "
+            "'p-1-1.noarch', str(os.getpid()))))")
     done = subprocess.run([sys.executable, "-c", code, str(sysroot)], capture_output=True,
                           text=True, check=False, timeout=60)
     assert done.returncode == 0 and "error=" not in done.stdout, done.stdout + done.stderr
