@@ -48,8 +48,8 @@ PYTEST := -m pytest -p tools.pytest_bed --no-skip
 # needs Python 3.10+: the host venv has it (setup.py's test extra), the other stages do not.
 HOST_ONLY := --deselect-fixture=ansible
 # The daily check's units and metrics are checked with the host's systemd-analyze and
-# promtool (tests/test_watch.py's fixtures): Debian 11's root has no promtool, and its
-# systemd (247) is older than EL 9's (252, as Debian 12's).
+# promtool (fixtures of tests/test_watch.py and tests/test_metrics.py): Debian 11's root has
+# no promtool, and its systemd (247) is older than EL 9's (252, as Debian 12's).
 HOST_TOOLS := --deselect-fixture=promtool --deselect-fixture=systemd_analyze
 
 test: deps lint rpmlint

@@ -111,6 +111,35 @@ def parse_credentials(data: object, what: str) -> list[Credential]:
     return found
 
 
+class Shell(str):
+    """A word written for the shell as it stands (a variable, a command substitution), which
+    `shell_line` does not quote."""
+
+    __slots__ = ()
+
+
+def reset_args(client_id: str, display_name: str, *, years: int | None = None,
+               end_date: date | str | None = None, password_only: bool = False) -> list[str]:
+    """`az`'s arguments to add a secret: what rotate runs (az's JSON answer), and, with
+    ``password_only``, what an administrator pipes into `set --secret-stdin`. Always
+    --append: without it az deletes every other secret of the app."""
+    args = ["ad", "app", "credential", "reset", "--id", client_id, "--append",
+            "--display-name", display_name]
+    if end_date is not None:
+        args += ["--end-date", end_date if isinstance(end_date, str) else end_date.isoformat()]
+    else:
+        args += ["--years", str(years or 1)]
+    return [*args, *(["--query", "password", "-o", "tsv"] if password_only else ["-o", "json"])]
+
+
+def shell_line(argv: list[str], breaks: tuple[str, ...] = ()) -> str:
+    """``argv`` as a shell command line: each word quoted unless it is a `Shell` word; a
+    continued line before each word in ``breaks``."""
+    words = [word if isinstance(word, Shell) else shlex.quote(word) for word in argv]
+    return " ".join(f"\\\n  {word}" if word in breaks and n else word
+                    for n, word in enumerate(words))
+
+
 def command() -> list[str] | None:
     """The az command line: $ONEDESK_AZUREAD_AZ (split like a shell would) or `az` on PATH;
     None when there is none."""
@@ -193,14 +222,7 @@ class Az:
 
     def reset_args(self, display_name: str, years: int | None,
                    end_date: date | None) -> list[str]:
-        """Always --append: without it az deletes every other secret of the app."""
-        args = ["ad", "app", "credential", "reset", "--id", self.client_id, "--append",
-                "--display-name", display_name]
-        if end_date is not None:
-            args += ["--end-date", end_date.isoformat()]
-        else:
-            args += ["--years", str(years or 1)]
-        return [*args, "-o", "json"]
+        return reset_args(self.client_id, display_name, years=years, end_date=end_date)
 
     def reset(self, display_name: str, years: int | None, end_date: date | None) -> str:
         """Add a secret; return its value, read from az's stdout (never shown)."""

@@ -1,8 +1,10 @@
 """The `onedesk-azuread` command: a thin click layer over the library.
 
 Each command parses its options, makes one library call and prints the record
-it gets back (its ``lines()``, or ``as_dict()`` with --json). Data goes to
-stdout, messages to stderr (--quiet: errors only). json, verify and the
+it gets back (its ``lines()``, or ``as_dict()`` with --json). A command's function
+takes one parameter per option, as click passes them: the only functions exempt
+(noqa) from the lint rule against long parameter lists. Data goes to stdout,
+messages to stderr (--quiet: errors only). json, verify and the
 registration data are imported by the commands that use them, to keep `show`
 as quick as a bare click program (`make bench`). Exit codes: 0 success, 1
 problem found or operation failed, 2 usage error, 3 could not check (network).
@@ -14,6 +16,7 @@ import contextlib
 import errno
 import os
 import sys
+from collections import namedtuple
 from datetime import date
 
 import click
@@ -239,8 +242,15 @@ def _online_options(command):
     return command
 
 
-def _verifier(enabled: bool, flag: str, tenant, cloud, authority_host, timeout):
+class _Online(namedtuple("_Online", "tenant cloud authority_host timeout")):
+    """The options _online_options adds, as given (_verifier checks them)."""
+
+    __slots__ = ()
+
+
+def _verifier(enabled: bool, flag: str, online: _Online):
     """A function (client_id, secret) -> verify.Result, or None; usage errors exit 2."""
+    tenant, authority_host = online.tenant, online.authority_host
     if not enabled:
         if tenant or authority_host:
             raise click.UsageError(f"--tenant and --authority-host go with {flag}")
@@ -258,10 +268,11 @@ def _verifier(enabled: bool, flag: str, tenant, cloud, authority_host, timeout):
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--authority-host") from None
 
+    authority = verify.Authority(tenant, online.cloud, host, online.timeout)
+
     def check(client_id: str, secret: str):
-        _detail(f"asking {host or verify.CLOUDS[cloud][0]} for a token (tenant {tenant})")
-        return verify.verify(client_id, secret, tenant, cloud=cloud, authority_host=host,
-                             timeout=timeout)
+        _detail(f"asking {authority.host} for a token (tenant {tenant})")
+        return verify.verify(client_id, secret, authority)
     return check
 
 
@@ -280,11 +291,13 @@ def _verifier(enabled: bool, flag: str, tenant, cloud, authority_host, timeout):
 @click.option("--json", "as_json", is_flag=True,
               help="Print the result as JSON (with \"changed\") on stdout.")
 @click.pass_context
-def set_command(ctx, client_id, secret_stdin, secret_file, secret_prompt, expires, force,
-                verify_online, tenant, cloud, authority_host, timeout, as_json):
+def set_command(ctx, client_id, secret_stdin, secret_file,  # noqa: PLR0913, PLR0917
+                secret_prompt, expires, force, verify_online, tenant, cloud, authority_host,
+                timeout, as_json):
     """Set the client ID and/or the client secret. With no options, asks for both."""
     paths = _paths(ctx)
-    verifier = _verifier(verify_online, "--verify", tenant, cloud, authority_host, timeout)
+    verifier = _verifier(verify_online, "--verify",
+                         _Online(tenant, cloud, authority_host, timeout))
     sources = [name for name, given in (("--secret-stdin", secret_stdin),
                                         ("--secret-file", secret_file),
                                         ("--secret-prompt", secret_prompt)) if given]
@@ -305,7 +318,7 @@ def set_command(ctx, client_id, secret_stdin, secret_file, secret_prompt, expire
     if client_id is None and secret is None and expires is None:
         raise click.UsageError("nothing to set: give --client-id, a secret option or --expires "
                                "(or no options at all to be asked)")
-    _report(operations.set_entries(paths, client_id=client_id, secret=secret, expires=expires,
+    _report(operations.set_entries(paths, operations.Given(client_id, secret, expires),
                                    force=force, verify=verifier), as_json)
 
 
@@ -345,8 +358,8 @@ def show_command(ctx, as_json, reveal):
 @click.option("--metrics", metavar="FILE.prom",
               help="Also write node_exporter textfile-collector metrics to FILE.prom.")
 @click.pass_context
-def check_command(ctx, as_json, fix, online, tenant, cloud, authority_host, timeout, scheduled,
-                  metrics):
+def check_command(ctx, as_json, fix, online, tenant, cloud,  # noqa: PLR0913, PLR0917
+                  authority_host, timeout, scheduled, metrics):
     """Validate the entries; exit 1 when OneDesk would not get correct values.
 
     With --online, also ask Azure AD for a token with them: exit 0 valid, 1
@@ -357,10 +370,11 @@ def check_command(ctx, as_json, fix, online, tenant, cloud, authority_host, time
     """
     if metrics is not None:
         from . import watch
+        from .metrics import METRICS_NOT_PROM, metrics_path_problem
 
         metrics = os.path.abspath(metrics)
-        if watch.metrics_path_problem(metrics):
-            raise click.BadParameter(watch.METRICS_NOT_PROM.format(path=metrics),
+        if metrics_path_problem(metrics):
+            raise click.BadParameter(METRICS_NOT_PROM.format(path=metrics),
                                      param_hint="--metrics")
     if scheduled:
         from . import watch
@@ -369,7 +383,7 @@ def check_command(ctx, as_json, fix, online, tenant, cloud, authority_host, time
             raise click.UsageError("--scheduled takes its settings from check.conf: not with "
                                    "--json, --fix, --online, --tenant or --authority-host")
         ctx.exit(watch.run_scheduled(_paths(ctx), metrics, lambda line: _say(line, always=True)))
-    verifier = _verifier(online, "--online", tenant, cloud, authority_host, timeout)
+    verifier = _verifier(online, "--online", _Online(tenant, cloud, authority_host, timeout))
     result = operations.check(_paths(ctx), fix=fix, online=verifier)
     if as_json:
         click.echo(_json(result.as_dict()))
@@ -466,8 +480,9 @@ def apply_command(ctx, dry_run, yes, if_needed, as_json):
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @_online_options
 @click.pass_context
-def rotate_command(ctx, years, end_date, retire_old, retire_key, finish, no_apply, wait,
-                   dry_run, as_json, tenant, cloud, authority_host, timeout):
+def rotate_command(ctx, years, end_date, retire_old, retire_key,  # noqa: PLR0913, PLR0917
+                   finish, no_apply, wait, dry_run, as_json, tenant, cloud, authority_host,
+                   timeout):
     """Replace the client secret with a new one, with the Azure CLI (`az login` first).
 
     Adds a secret named after this server (az ad app credential reset --append),
@@ -488,12 +503,11 @@ def rotate_command(ctx, years, end_date, retire_old, retire_key, finish, no_appl
                                "interrupted rotation as that one was asked")
     # --finish asks no token: it needs no tenant.
     verifier = (None if finish and not tenant
-                else _verifier(True, "rotate", tenant, cloud, authority_host, timeout))
+                else _verifier(True, "rotate", _Online(tenant, cloud, authority_host, timeout)))
     try:
-        result = rotate.rotate(_paths(ctx), verify=verifier, say=_say_always, years=years,
-                               end_date=end_date, retire_old=retire_old,
-                               retire_key=retire_key, apply_after=not no_apply,
-                               dry_run=dry_run, finish=finish, wait=wait)
+        result = (rotate.finish(_paths(ctx), say=_say_always) if finish else rotate.rotate(
+            _paths(ctx), rotate.Options(years, end_date, retire_old, retire_key, not no_apply,
+                                        wait, dry_run), verify=verifier, say=_say_always))
     except RotationFailed as exc:
         if as_json:
             click.echo(_json({**exc.result.as_dict(), "error": str(exc)}))
@@ -546,7 +560,8 @@ def app_registration_command(url, as_json, as_az):
 @click.option("--settings", "settings_file", default="/root/.OneDesk", metavar="PATH",
               help="The settings file, inside the installroot.")
 @click.pass_context
-def dnf5_hook_command(ctx, callback, action, nevra, pid, require, settings_file):
+def dnf5_hook_command(ctx, callback, action, nevra, pid,  # noqa: PLR0913, PLR0917
+                      require, settings_file):
     """What dnf 5's actions plugin ran before onedesk-azuread-dnf5-hook (dnf5hook.main).
 
     Kept for an actions file edited under an earlier release: it is %config(noreplace), so

@@ -59,8 +59,7 @@ SETTINGS_PATH = ("{option}{value} is not an absolute path without \"..\" or cont
 # package manager: the file did not change, and holding back every upgrade that
 # includes onedesk-db-utils (security updates too) would not make the secret valid.
 # Nor does an expiry record the tool cannot read: it says nothing about the entries.
-EXPIRED = "secret-expired"
-ALERTS = (EXPIRED, operations.EXPIRY_UNREADABLE)
+ALERTS = (validation.EXPIRED, validation.EXPIRY_UNREADABLE)
 
 
 def settings_path_problem(value: str, option: str, shown: str) -> str | None:
@@ -143,7 +142,7 @@ def failure_line(exc: Exception, recording: bool = False) -> str:
 
 def alert(paths: Paths, finding: Finding) -> str:
     """The warning line for one of preflight's alerts, with the ``--root`` its fix needs."""
-    if finding.code == operations.EXPIRY_UNREADABLE:
+    if finding.code == validation.EXPIRY_UNREADABLE:
         return MSG_EXPIRY_UNREADABLE % (finding.message, with_root(paths))
     return MSG_EXPIRED % (paths.settings, finding.message, with_root(paths))
 

@@ -38,7 +38,6 @@ PRESENT_NOT_LITERAL = "present, but not a literal value (run: onedesk-azuread ch
 # private file of ours) is a finding, not an exception: `check` and `status` report it
 # as an error, `show` shows the entries all the same, and a package transaction only
 # warns (hook.preflight), as for a passed expiry: the entries themselves are not wrong.
-EXPIRY_UNREADABLE = "expiry-unreadable"
 MSG_EXPIRY_UNREADABLE = "the secret's recorded expiry cannot be read: {error}"
 SHOWN_EXPIRY_UNREADABLE = "unknown: {error}"
 EXPIRY_ONLY = "the entries are correct, but the tool's record of the secret's expiry is not"
@@ -143,9 +142,8 @@ def _inspected(paths: Paths, snapshot: Snapshot, today: date | None = None,
             # bash, not the scanner, has the last word on whether the file parses; it costs
             # a process (~3 ms), so `show` (validate=False) relies on the scanner alone.
             snapshot = snapshot._replace(doc=_as_bash_reads(snapshot.doc))
-        findings = validation.validate(snapshot.doc, mode=snapshot.mode, uid=snapshot.uid,
-                                       nlink=snapshot.nlink, expires=expires, today=today,
-                                       acl=snapshot.acl)
+        facts = validation.FileFacts(snapshot.mode, snapshot.uid, snapshot.nlink, snapshot.acl)
+        findings = validation.validate(snapshot.doc, facts, expires=expires, today=today)
         if unreadable:
             findings = validation.errors(findings) + [expiry_unreadable(unreadable)] + [
                 f for f in findings if f.severity != validation.ERROR]
@@ -154,7 +152,7 @@ def _inspected(paths: Paths, snapshot: Snapshot, today: date | None = None,
 
 def expiry_unreadable(error: str) -> Finding:
     """The finding for an expiry record that cannot be read (``error``: why, and the fix)."""
-    return Finding(EXPIRY_UNREADABLE, validation.ERROR, None,
+    return Finding(validation.EXPIRY_UNREADABLE, validation.ERROR, None,
                    MSG_EXPIRY_UNREADABLE.format(error=error), False)
 
 
@@ -219,7 +217,7 @@ class CheckResult(namedtuple("CheckResult", "inspection repaired values online c
         """The summary `check` says on stderr."""
         said = [f"repaired: {f.code}" + (f" ({f.key})" if f.key else "") for f in self.repaired]
         findings = self.inspection.findings
-        if self.errors and all(f.code == EXPIRY_UNREADABLE for f in self.errors):
+        if self.errors and all(f.code == validation.EXPIRY_UNREADABLE for f in self.errors):
             said.append(f"{self.path}: {len(self.errors)} error(s): {EXPIRY_ONLY}")
         elif self.errors:
             said.append(f"{self.path}: {len(self.errors)} error(s): OneDesk would not get "
@@ -318,14 +316,23 @@ class SetPlan(namedtuple("SetPlan", "text doc changes findings secret_changed ex
     # verification: verify.Result | None; set by `set_entries` when asked to verify
 
 
-def plan_set(doc: shellfile.Document, *, client_id: str | None = None,
-             secret: str | None = None, expires: date | None = None,
-             kept_expiry: date | None = None, today: date | None = None) -> SetPlan:
+class Given(namedtuple("Given", "client_id secret expires", defaults=(None, None, None))):
+    """What `set` is given to write (None: not given, kept as it is)."""
+
+    __slots__ = ()
+    # client_id: str | None
+    # secret: str | None
+    # expires: date | None; the secret's last day, to record
+
+
+def plan_set(doc: shellfile.Document, given: Given, *, kept_expiry: date | None = None,
+             today: date | None = None) -> SetPlan:
     """Pure: the file with the given values written canonical, its diff and its findings.
 
     ``kept_expiry``: the expiry recorded for the secret the file holds now; it still
-    applies when the secret does not change and no new ``expires`` is given.
+    applies when the secret does not change and no new expiry is given.
     """
+    client_id, secret, expires = given
     values = validation.canonical_values(doc)
     if client_id is not None:
         values[CLIENT_ID] = validation.normalize_client_id(client_id)
@@ -403,8 +410,8 @@ def _as_written(path: str, done: SetPlan, today: date | None) -> list[Finding]:
         st = os.lstat(path)
     except OSError:
         return done.findings
-    return validation.validate(done.doc, mode=stat.S_IMODE(st.st_mode), uid=st.st_uid,
-                               nlink=st.st_nlink, expires=done.expiry, today=today)
+    facts = validation.FileFacts(stat.S_IMODE(st.st_mode), st.st_uid, st.st_nlink)
+    return validation.validate(done.doc, facts, expires=done.expiry, today=today)
 
 
 def _one_line(client_id: str | None, secret: str | None) -> None:
@@ -434,9 +441,7 @@ def _approved(path: str, plan: SetPlan, force: bool, verify) -> SetPlan:
     return plan._replace(verification=checked)
 
 
-def set_entries(paths: Paths, *, client_id: str | None = None, secret: str | None = None,
-                expires: date | None = None, force: bool = False,
-                today: date | None = None,
+def set_entries(paths: Paths, given: Given, *, force: bool = False, today: date | None = None,
                 verify: Callable[[str, str], object] | None = None) -> SetResult:
     """Set what is given; our lines are rewritten canonical. Refuses on errors unless ``force``.
 
@@ -445,12 +450,12 @@ def set_entries(paths: Paths, *, client_id: str | None = None, secret: str | Non
     be written, after the offline checks pass and before the write, under the lock,
     so that what was verified is what is written.
     """
-    _one_line(client_id, secret)
+    _one_line(given.client_id, given.secret)
+    expires = given.expires
 
     def planned(snapshot: Snapshot) -> SetPlan:
         kept = state.load_expiry(paths.state_dir, snapshot.doc.value(SECRET))
-        plan = plan_set(snapshot.doc, client_id=client_id, secret=secret, expires=expires,
-                        kept_expiry=kept, today=today)
+        plan = plan_set(snapshot.doc, given, kept_expiry=kept, today=today)
         return _approved(paths.settings, plan, force, verify)
 
     # One lock around the file and its expiry record: no other writer sees one without the

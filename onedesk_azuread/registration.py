@@ -6,6 +6,8 @@ import json
 import shlex
 from urllib.parse import urlsplit
 
+from . import azcli
+
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
 SIGN_IN_AUDIENCE = "AzureADMultipleOrgs"
 REDIRECT_PATHS = (
@@ -28,7 +30,6 @@ DELEGATED_PERMISSIONS: tuple[tuple[str, str], ...] = (
 )
 OPTIONAL_CLAIMS = {"idToken": [{"name": "email", "essential": False}]}
 SECRET_LIFETIME_YEARS = 2  # the portal's longest
-SECRET_DISPLAY_PREFIX = "onedesk-azuread"  # as rotate's: PREFIX HOST YYYY-MM-DD
 
 
 def server_url(url: str) -> str:
@@ -100,6 +101,12 @@ def az_commands(base: str) -> str:
     permissions = json.dumps(required_resource_access(), indent=2)
     claims = json.dumps(OPTIONAL_CLAIMS)
     uris = " ".join(shlex.quote(uri) for uri in redirect_uris(base))
+    # The secret is named as rotate names its own; $HOST, $APP_ID and $END are the script's.
+    name = azcli.Shell(f'"{azcli.DISPLAY_PREFIX} ${{HOST:-localhost}} $(date +%Y-%m-%d)"')
+    reset = azcli.shell_line(
+        ["az", *azcli.reset_args(azcli.Shell('"$APP_ID"'), name, end_date=azcli.Shell('"$END"'),
+                                 password_only=True)],
+        breaks=("--display-name", "--end-date"))
     return f"""\
 #!/bin/sh
 # Register the OneDesk app in Azure AD and store its credentials on this server.
@@ -128,8 +135,6 @@ LAST=$(date -u -d "$END -1 day" +%Y-%m-%d)
 # the app, whose secret is whose.
 HOST=$(printf %s "$(uname -n)" | tr -c 'A-Za-z0-9.-' '-' | sed 's/^-*//; s/-*$//')
 # --append keeps any secret the app already has (without it az deletes them all).
-az ad app credential reset --id "$APP_ID" --append \\
-  --display-name "{SECRET_DISPLAY_PREFIX} ${{HOST:-localhost}} $(date +%Y-%m-%d)" \\
-  --end-date "$END" --query password --output tsv |
+{reset} |
   onedesk-azuread set --client-id "$APP_ID" --secret-stdin --expires "$LAST"
 """

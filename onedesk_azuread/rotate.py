@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import re
-import shlex
 import time
 from collections import namedtuple
 from collections.abc import Callable
@@ -66,12 +65,9 @@ PLAN_KEEP = "keep the old secret: {why}"
 DRY_RUN_DONE = "dry run: nothing was changed"
 
 NO_AZ = ("{why}. Rotate from a workstation with the Azure CLI instead (the secret goes through "
-         "the pipe only, never on a command line or a screen): az ad app credential reset "
-         "--id {cid} --append --display-name '{name}' --end-date {end} --query password -o tsv "
-         "| ssh root@{host} onedesk-azuread set --secret-stdin --expires {last}; then on this "
-         "server: onedesk-azuread apply (it stops working at 00:00 UTC on {end}: its last day "
-         "is {last})")
-NOT_READY = "{path}: cannot rotate: {count} error(s) in the current entries; {fix}"
+         "the pipe only, never on a command line or a screen): {command} | ssh root@{host} "
+         "onedesk-azuread set --secret-stdin --expires {last}; then on this server: "
+         "onedesk-azuread apply (it stops working at 00:00 UTC on {end}: its last day is {last})")
 NO_CLIENT_ID = f"{{path}}: cannot rotate: {CLIENT_ID} is not set; set it first: " \
                f"onedesk-azuread set --client-id ID"
 PAST_END = "--end-date {end} is not in the future; give a later date"
@@ -154,7 +150,8 @@ NO_APPLY_NOTE = (" in {path}, not applied yet (OneDesk still uses the old secret
 
 class Rotated(namedtuple("Rotated", "path client_id old_key new_key hint expires written "
                                     "applied retired waited dry_run note shown finished",
-                         defaults=(None, None))):
+                         defaults=(None, None, None, None, False, False, False, 0.0, False, None,
+                                   None, None))):
     """What `rotate` did (or, with dry_run, would do), for the report."""
 
     __slots__ = ()
@@ -252,25 +249,6 @@ def current_key(credentials: list[Credential], client_id: str, secret: str,
     return same[0], None
 
 
-def _retirable(old: Credential | None, why: str | None, before: list[Credential],
-               client_id: str, secret: str, retire_key: str | None,
-               recorded_key: str | None, host: str) -> tuple[Credential | None, str | None]:
-    """The old key, and why it may not be retired (None: it may). --retire-key names it
-    (the administrator vouches that no other server uses it); --retire-old needs it tied to
-    this server: the key id its rotate recorded, or a display name with its name."""
-    if retire_key is not None:
-        named = [c for c in before if c.key_id == retire_key]
-        hint = validation.secret_hint(secret)
-        if not named:
-            return old, RETIRE_KEY_UNKNOWN.format(key=retire_key, cid=client_id)
-        if named[0].hint != hint:
-            return old, RETIRE_KEY_OTHER.format(key=retire_key, its=named[0].hint, hint=hint)
-        return named[0], None
-    if old is not None and why is None and old.key_id != recorded_key and old.host != host:
-        return old, NOT_TIED.format(key=old.key_id, name=old.display_name or "", host=host)
-    return old, why
-
-
 def new_key(before: list[Credential], after: list[Credential],
             secret: str) -> Credential | None:
     """The secret az just added: not there before, with its hint, the newest start."""
@@ -289,133 +267,10 @@ def _check_current(paths: Paths, today: date | None) -> tuple[str, str, date | N
     client_id, secret = info.values[CLIENT_ID], info.values[SECRET]
     if not client_id:
         raise OnedeskError(NO_CLIENT_ID.format(path=paths.settings))
-    errors = [f for f in validation.errors(info.findings) if f.code != "secret-expired"]
+    errors = [f for f in validation.errors(info.findings) if f.code != validation.EXPIRED]
     if errors:
         raise operations.Refused(paths.settings, errors, operations.Refused.FIX_FIRST)
     return client_id, secret, info.expires
-
-
-def _wait_until_accepted(verify: Callable[[str, str], object], client_id: str, secret: str,
-                         wait: float, sleep: Callable[[float], None],
-                         clock: Callable[[], float]) -> tuple[bool, float, str]:
-    """Ask Azure AD until it issues a token for the new pair, with backoff, at most ``wait``
-    seconds. Returns (accepted, seconds waited, Azure AD's last answer)."""
-    start = clock()
-    pause = FIRST_PAUSE
-    while True:
-        result = verify(client_id, secret)
-        waited = clock() - start
-        if result.status == "valid":
-            return True, waited, result.message
-        last = STILL_REFUSED if result.code == NOT_YET else result.message
-        # Only "invalid secret" (not yet everywhere) and "could not ask" may pass with time.
-        if result.status == "invalid" and result.code != NOT_YET:
-            return False, waited, last
-        left = wait - waited
-        if left <= 0:
-            return False, waited, last
-        sleep(min(pause, left))
-        pause = min(pause * 2, LONGEST_PAUSE)
-
-
-def rotate(paths: Paths, *, verify: Callable[[str, str], object] | None,
-           say: Callable[[str], None], years: int | None = None, end_date: date | None = None,
-           retire_old: bool = False, retire_key: str | None = None, apply_after: bool = True,
-           dry_run: bool = False, finish: bool = False, wait: float = DEFAULT_WAIT,
-           today: date | None = None, sleep: Callable[[float], None] = time.sleep,
-           clock: Callable[[], float] = time.monotonic) -> Rotated:
-    """The whole `rotate`; raises Failed (with what was done) when a step fails.
-
-    ``verify(client_id, secret)`` asks Azure AD (verify.verify with the tenant bound).
-    ``retire_key``: retire this old key (the administrator names it; implies retiring).
-    ``finish``: finish or undo an interrupted rotation (its journal) instead.
-    """
-    ask = _Ask(years, end_date, retire_old or retire_key is not None, retire_key, apply_after,
-               dry_run, wait)
-    try:
-        done = _rotate_locked(paths, verify, say, ask, finish, today, sleep, clock)
-    except RotationFailed as exc:
-        exc.result = exc.result._replace(shown=operations.show(paths))
-        raise
-    return done._replace(shown=operations.show(paths))
-
-
-class _Ask(namedtuple("_Ask", "years end_date retire retire_key apply_after dry_run wait")):
-    """What the administrator asked for."""
-
-    __slots__ = ()
-
-
-def _rotate_locked(paths: Paths, verify: Callable[[str, str], object] | None,
-                   say: Callable[[str], None], ask: _Ask, finish: bool, today: date | None,
-                   sleep: Callable[[float], None], clock: Callable[[], float]) -> Rotated:
-    today = today or date.today()
-    if ask.end_date is not None and ask.end_date <= today:
-        raise OnedeskError(PAST_END.format(end=ask.end_date.isoformat()))
-    if ask.dry_run:
-        return _start(paths, verify, say, ask, today, sleep, clock)
-    _check_current(paths, today)  # refuse before even the lock file is created
-    state.state_directory(paths.state_dir, create=True)
-    # One rotation at a time, from reading the current secret on: a second one would add a
-    # second new secret and could retire what the first one put in place.
-    with fsutil.locked(os.path.join(paths.state_dir, ROTATE_LOCK)):
-        if finish:
-            return _finish(paths, say, today)
-        return _start(paths, verify, say, ask, today, sleep, clock)
-
-
-def _az(client_id: str, secret: str, name: str, end: date) -> azcli.Az:
-    argv = azcli.command()
-    if argv is None:
-        last = end - timedelta(days=1)
-        raise OnedeskError(NO_AZ.format(why=azcli.missing(), cid=client_id, name=name,
-                                        end=end.isoformat(), last=last.isoformat(),
-                                        host=server_name()))
-    return azcli.Az(argv, client_id, (secret,))
-
-
-def _start(paths: Paths, verify: Callable[[str, str], object] | None,
-           say: Callable[[str], None], ask: _Ask, today: date,
-           sleep: Callable[[float], None], clock: Callable[[], float]) -> Rotated:
-    client_id, secret, recorded = _check_current(paths, today)
-    host = server_name()
-    name = display_name(today, host)
-    unfinished = rotation.load(paths)
-    if unfinished is not None and azcli.command() is None:
-        raise OnedeskError(UNFINISHED.format(what=unfinished.describe(
-            unfinished.holds(secret), _in_sync(paths))))
-    az = _az(client_id, secret, name, ask.end_date or add_years(today, ask.years or
-                                                               DEFAULT_YEARS))
-    done = Rotated(paths.settings, client_id, None, None, None, None, False, False, False, 0.0,
-                   ask.dry_run, None)
-    try:
-        before = az.list()
-    except AzError as exc:
-        raise RotationFailed(LIST_FAILED.format(why=exc), done) from None
-    if unfinished is not None:
-        listing = before
-        if unfinished.client_id != client_id:  # CID changed since: its key is in that app
-            try:
-                listing = azcli.Az(az.argv, unfinished.client_id, az.secrets).list()
-            except AzError as exc:
-                raise RotationFailed(LIST_FAILED.format(why=exc), done) from None
-        _left_behind_refusal(paths, unfinished, listing, secret, ask.dry_run, say)
-    recorded_key = rotation.load_key(paths.state_dir, client_id, secret)
-    old, why = current_key(before, client_id, secret, recorded, recorded_key)
-    if ask.retire:
-        old, why = _retirable(old, why, before, client_id, secret, ask.retire_key,
-                              recorded_key, host)
-        if old is not None and why is None and not ask.dry_run:
-            # The last proof before anything may be deleted: Azure AD takes the pair now.
-            answer = verify(client_id, secret)
-            if answer.status != "valid":
-                why = NOT_PROVEN.format(why=answer.message, cid=client_id)
-    done = done._replace(old_key=old.key_id if old else None, note=why)
-    if ask.retire and why:
-        say(KEEPING_OLD.format(why=why))
-    if ask.dry_run:
-        return _dry_run(paths, az, done, name, ask, say)
-    return _rotate(paths, az, done, before, name, ask, verify, say, sleep, clock)
 
 
 def _in_sync(paths: Paths) -> bool:
@@ -434,264 +289,453 @@ def _left_behind(journal: rotation.Journal, listing: list[Credential]) -> list[C
             if c.key_id not in known and c.display_name == journal.display_name]
 
 
-def _left_behind_refusal(paths: Paths, journal: rotation.Journal, listing: list[Credential],
-                         secret: str, dry_run: bool, say: Callable[[str], None]) -> None:
-    """A journal that left nothing behind is forgotten; anything else stops this rotation,
-    naming what is left and the command that finishes or undoes it."""
-    if dry_run and rotation.running(paths):  # (a real run holds rotate.lock itself)
-        raise OnedeskError(UNFINISHED.format(what=rotation.RUNNING.format(
-            started=journal.started, phase=journal.phase)))
-    holds_new = journal.holds(secret)
-    in_sync = holds_new and _in_sync(paths)
-    left = [] if holds_new else _left_behind(journal, listing)
-    if not journal.left(holds_new, in_sync) or (not holds_new and not left):
-        if dry_run:
-            say(FORGETTABLE.format(started=journal.started))
-        else:
-            rotation.forget(paths)
-            say(FORGOTTEN.format(started=journal.started))
-        return
-    raise OnedeskError(UNFINISHED.format(what=journal.describe(
-        holds_new, in_sync, [c.key_id for c in left])))
-
-
-def _finish(paths: Paths, say: Callable[[str], None], today: date) -> Rotated:
-    """`rotate --finish`: an interrupted rotation's new secret is in the file: apply it,
-    retire the old one if it was asked to, forget the journal. It is not: delete it in Azure
-    (the journal proves this server created it), forget the journal."""
-    client_id, secret, _ = _check_current(paths, today)
-    journal = rotation.load(paths)
-    if journal is None:  # finished already: the same answer, and exit 0, every time
-        return Rotated(paths.settings, client_id, None, None, None, None, False, False, False,
-                       0.0, False, None, None, NO_UNFINISHED)
-    argv = azcli.command()
-    if argv is None:
-        raise OnedeskError(FINISH_NO_AZ.format(why=azcli.missing()))
-    az = azcli.Az(argv, journal.client_id, (secret,))
-    expires = journal.record.get("expires")
-    done = Rotated(paths.settings, journal.client_id, journal.old_key, journal.key_id,
-                   journal.hint, state.parse_date(expires) if expires else None, False, False,
-                   False, 0.0, False, None)
-    try:
-        listing = az.list()
-    except AzError as exc:
-        raise RotationFailed(LIST_FAILED.format(why=exc), done) from None
-    if not journal.holds(secret):
-        left = _left_behind(journal, listing)
-        if len(left) > 1:
-            raise RotationFailed(UNDO_MANY.format(
-                started=journal.started, count=len(left), name=journal.display_name,
-                keys=", ".join(c.key_id for c in left), cid=journal.client_id,
-                command=journal.command()), done)
-        if left:
-            try:
-                az.delete(left[0].key_id)
-            except AzError as exc:
-                raise RotationFailed(str(exc), done) from None
-            summary = UNDONE.format(key=left[0].key_id, started=journal.started)
-        else:
-            summary = UNDONE_NOTHING.format(started=journal.started)
-        rotation.forget(paths)
-        return done._replace(new_key=left[0].key_id if left else None, finished=summary)
-    done = done._replace(written=True)
-    rotation.save_key(paths.state_dir, client_id, secret, journal.key_id,
-                      journal.display_name)
-    old = ([c for c in listing if c.key_id == journal.old_key]
-           if journal.retire and journal.old_key else [])
-    done = _apply_and_retire(paths, az, done._replace(old_key=old[0].key_id if old else None),
-                             journal, bool(old), True, say)
-    retired = ""
-    if journal.retire and journal.old_key:
-        retired = (FINISHED_RETIRED if done.retired else FINISHED_OLD_GONE).format(
-            old=journal.old_key)
-    return done._replace(old_key=journal.old_key, finished=FINISHED.format(
-        started=journal.started, key=journal.key_id, retired=retired))
-
-
-def _dry_run(paths: Paths, az: azcli.Az, done: Rotated, name: str, ask: _Ask,
-             say: Callable[[str], None]) -> Rotated:
-    years, end_date = ask.years, ask.end_date
-    length = (ENDING_ON.format(end=end_date.isoformat(),
-                               last=(end_date - timedelta(days=1)).isoformat()) if end_date
-              else LASTING.format(years=years or DEFAULT_YEARS))
-    steps = [PLAN_RESET.format(name=name, cid=done.client_id, length=length,
-                               command=shlex.join(["az", *az.reset_args(name, years, end_date)])),
-             PLAN_WAIT.format(wait=ask.wait), PLAN_WRITE.format(path=paths.settings)]
-    if ask.apply_after:
-        steps.append(PLAN_APPLY)
-    if ask.retire:
-        steps.append(PLAN_RETIRE.format(delete=az.delete_command(done.old_key))
-                     if done.old_key and not done.note else PLAN_KEEP.format(why=done.note))
-    for number, step in enumerate(steps, 1):
-        say(f"{number}. {step}")
-    say(DRY_RUN_DONE)
-    return done
-
-
-def _rotate(paths: Paths, az: azcli.Az, done: Rotated, before: list[Credential], name: str,
-            ask: _Ask, verify: Callable[[str, str], object], say: Callable[[str], None],
-            sleep: Callable[[float], None], clock: Callable[[], float]) -> Rotated:
-    # Journalled before az runs: a kill from here on leaves a journal that names the new
-    # secret (by its display name until its key id is read).
-    journal = rotation.start(paths, done.client_id, name, [c.key_id for c in before],
-                             done.old_key if ask.retire and not done.note else None, ask.retire)
-    say(ADDING.format(cid=done.client_id))
-    try:
-        secret, done, journal = _add_accepted(paths, journal, az, done, before, name, ask,
-                                              verify, say, sleep, clock)
-    except KeyboardInterrupt:  # ^C while az runs or while waiting: say what Azure has now
-        raise _interrupted(paths, az, before, name, done) from None
-    try:
-        operations.set_entries(paths, client_id=done.client_id, secret=secret,
-                               expires=done.expires)
-    except OnedeskError as exc:
-        raise RotationFailed(NOT_WRITTEN.format(key=done.new_key, why=exc,
-                                        delete=az.delete_command(done.new_key)),
-                     done) from None
-    journal = rotation.advance(paths, journal, rotation.WRITTEN)
-    rotation.save_key(paths.state_dir, done.client_id, secret, done.new_key, name)
-    done = done._replace(written=True)
-    say(WRITTEN.format(path=paths.settings, end=done.expires.isoformat()))
-    return _apply_and_retire(paths, az, done, journal, ask.retire, ask.apply_after, say)
-
-
-def _add_accepted(paths: Paths, journal: rotation.Journal, az: azcli.Az, done: Rotated,
-                  before: list[Credential], name: str, ask: _Ask,
-                  verify: Callable[[str, str], object], say: Callable[[str], None],
-                  sleep: Callable[[float], None], clock: Callable[[], float]
-                  ) -> tuple[str, Rotated, rotation.Journal]:
-    """Add the new secret in Azure and wait until Azure AD accepts it: (secret, done)."""
-    try:
-        secret = az.reset(name, ask.years, ask.end_date)
-    except AzError as exc:
-        raise _reset_failed(paths, journal, az, before, name, exc, done) from None
-    az.secrets = (*az.secrets, secret)
-    hint = validation.secret_hint(secret)
-    done = done._replace(hint=hint)
-    try:
-        after = az.list()
-    except AzError as exc:
-        raise RotationFailed(UNLISTED.format(hint=hint, why=exc, cid=done.client_id),
-                             done) from None
-    created = new_key(before, after, secret)
-    if created is None or created.last_day is None:
-        why = NOT_LISTED if created is None else NO_END
-        raise RotationFailed(UNLISTED.format(hint=hint, why=why, cid=done.client_id), done)
-    done = done._replace(new_key=created.key_id, expires=created.last_day)
-    # Before the wait: from here on, a kill leaves a journal that names this key.
-    journal = rotation.advance(paths, journal, rotation.ADDED, secret, key_id=created.key_id,
-                               expires=created.last_day.isoformat())
-    delete_new = az.delete_command(created.key_id)
-    problems = validation.errors(validation.validate(_as_document(done.client_id, secret)))
-    if problems:
-        raise RotationFailed(BAD_SECRET.format(why=problems[0].code, delete=delete_new), done)
-    say(WAITING.format(key=created.key_id, hint=hint, end=created.last_day.isoformat(),
-                       wait=ask.wait))
-    accepted, waited, last = _wait_until_accepted(verify, done.client_id, secret, ask.wait,
-                                                  sleep, clock)
-    done = done._replace(waited=waited)
-    if not accepted:
-        raise RotationFailed(NEVER_ACCEPTED.format(key=created.key_id, waited=waited, last=last,
-                                           delete=delete_new), done)
-    say(ACCEPTED.format(waited=waited))
-    return secret, done, journal
-
-
-def _apply_and_retire(paths: Paths, az: azcli.Az, done: Rotated, journal: rotation.Journal,
-                      retire: bool, apply_after: bool, say: Callable[[str], None]) -> Rotated:
-    """The new secret is written: apply it, and only then (in sync) retire the old one."""
-    apply_command = journal_module.finish_command(paths.root, paths.settings)
-    old_delete = (az.delete_command(done.old_key) if done.old_key and not done.note
-                  else None)
-    if apply_after:
-        try:
-            applied = apply.apply(paths, say, if_needed=True, confirm_removal=None)
-        except OnedeskError as exc:
-            # Retiring after the apply is rotate's own step (its journal has the old key).
-            finish = (FINISH_RETIRES.format(command=journal.command(), old=done.old_key)
-                      if retire and old_delete else apply_command)
-            raise RotationFailed(NOT_APPLIED.format(key=done.new_key, path=paths.settings,
-                                            end=done.expires.isoformat(), why=exc,
-                                            finish=finish), done) from None
-        done = done._replace(applied=applied.after.sync == state.IN_SYNC)
-    note = APPLIED_NOTE if apply_after else NO_APPLY_NOTE.format(path=paths.settings,
-                                                                 apply=apply_command)
-    if not retire:
-        rotation.forget(paths)  # nothing is left but `apply` after --no-apply, which it says
-        return done
-    if not done.applied:  # never retire what OneDesk may still be using
-        raise RotationFailed(CANNOT_RETIRE.format(key=done.new_key, applied=note,
-                                          why=NOT_IN_SYNC, cid=done.client_id),
-                     done)
-    journal = rotation.advance(paths, journal, rotation.APPLIED)
-    if done.old_key is None or done.note:
-        rotation.forget(paths)  # nothing of this rotation is left to do
-        raise RotationFailed(CANNOT_RETIRE.format(key=done.new_key, applied=note, why=done.note,
-                                          cid=done.client_id), done)
-    try:
-        az.delete(done.old_key)
-    except AzError as exc:
-        raise RotationFailed(NOT_RETIRED.format(key=done.new_key, applied=note, old=done.old_key,
-                                        why=exc, delete=old_delete), done) from None
-    rotation.forget(paths)
-    say(RETIRED.format(old=done.old_key))
-    return done._replace(retired=True)
-
-
 def _as_document(client_id: str, secret: str) -> shellfile.Document:
     """The new pair as the file will hold it, for the offline checks before the wait."""
     text = shellfile.rewrite(shellfile.parse("", KEYS, "-"), {CLIENT_ID: client_id, SECRET: secret})
     return shellfile.parse(text, KEYS, "-")
 
 
-def _added(az: azcli.Az, before: list[Credential]) -> list[Credential] | None:
-    """The secrets Azure has now that it did not have before (None if az cannot say)."""
+class Options(namedtuple("Options", "years end_date retire_old retire_key apply_after wait "
+                                    "dry_run",
+                         defaults=(None, None, False, None, True, DEFAULT_WAIT, False))):
+    """What the administrator asks of `rotate` (its command line's options)."""
+
+    __slots__ = ()
+    # years: int | None; the new secret's lifetime (None: az's default, DEFAULT_YEARS)
+    # end_date: date | None; or the first day it no longer works
+    # retire_old: bool; then retire the old secret, once it is proven this server's
+    # retire_key: str | None; then retire this old key (the administrator vouches for it)
+    # apply_after: bool; reinstall the packages with the new secret
+    # wait: float; how long to wait for Azure AD to accept it, in seconds
+    # dry_run: bool; say the plan, change nothing
+
+    @property
+    def retire(self) -> bool:
+        return self.retire_old or self.retire_key is not None
+
+
+class Clock(namedtuple("Clock", "today sleep monotonic",
+                       defaults=(None, time.sleep, time.monotonic))):
+    """Time as `rotate` reads it (tests pass their own)."""
+
+    __slots__ = ()
+    # today: date | None; None: date.today()
+    # sleep: Callable[[float], None]
+    # monotonic: Callable[[], float]
+
+
+def rotate(paths: Paths, options: Options | None = None, *,
+           verify: Callable[[str, str], object] | None, say: Callable[[str], None],
+           clock: Clock | None = None) -> Rotated:
+    """The whole `rotate`; raises RotationFailed (with what was done) when a step fails.
+
+    ``verify(client_id, secret)`` asks Azure AD (verify.verify with the tenant bound).
+    """
+    steps = Rotation(paths, options or Options(), verify, say, clock or Clock())
+    return _shown(paths, steps.run)
+
+
+def finish(paths: Paths, *, say: Callable[[str], None], today: date | None = None) -> Rotated:
+    """`rotate --finish`: finish or undo an interrupted rotation (its journal)."""
+    return _shown(paths, Rotation(paths, Options(), None, say, Clock(today)).finish)
+
+
+def _shown(paths: Paths, run: Callable[[], Rotated]) -> Rotated:
+    """``run``'s result, or its failure's, with the settings file as `show` sees it after."""
     try:
-        after = az.list()
-    except AzError:
-        return None
-    known = {c.key_id for c in before}
-    return [c for c in after if c.key_id not in known]
+        done = run()
+    except RotationFailed as exc:
+        exc.result = exc.result._replace(shown=operations.show(paths))
+        raise
+    return done._replace(shown=operations.show(paths))
 
 
-def _interrupted(paths: Paths, az: azcli.Az, before: list[Credential], name: str,
-                 done: Rotated) -> RotationFailed:
-    if done.new_key:
-        added = [done.new_key]
-    else:
-        found = _added(az, before)
-        added = None if found is None else [c.key_id for c in found if c.display_name == name]
-    if added and len(added) == 1:
-        now = INTERRUPTED_UNUSED.format(key=added[0], delete=az.delete_command(added[0]))
-        done = done._replace(new_key=added[0])
-    else:
-        now = NOTHING_CHANGED
-        if added == []:  # az says nothing of ours was added: nothing is left behind
-            rotation.forget(paths)
-    error = RotationFailed(INTERRUPTED.format(state=now), done)
-    error.exit_code = 130  # 128 + SIGINT, as a shell reports it
-    return error
+class Rotation:
+    """One `rotate`, as its steps: prepare (read the pair, list the app's secrets, prove
+    which is this server's), then plan (a dry run), or add_and_wait, write and
+    apply_and_retire; or finish (`rotate --finish`). ``done`` is what was done so far: the
+    report, and what a RotationFailed carries."""
 
+    def __init__(self, paths: Paths, options: Options,
+                 verify: Callable[[str, str], object] | None, say: Callable[[str], None],
+                 clock: Clock):
+        self.paths, self.options, self.verify, self.say = paths, options, verify, say
+        self.today = clock.today or date.today()
+        self.sleep, self.monotonic = clock.sleep, clock.monotonic
+        self.host = server_name()
+        self.name = display_name(self.today, self.host)  # the new secret's
+        self.client_id = self.secret = None  # the pair in the file
+        self.az: azcli.Az | None = None
+        self.before: list[Credential] = []  # the app's secrets before this rotation
+        self.journal: rotation.Journal | None = None
+        self.done = Rotated(paths.settings, None, dry_run=options.dry_run)
 
-def _reset_failed(paths: Paths, journal: rotation.Journal, az: azcli.Az,
-                  before: list[Credential], name: str, exc: AzError,
-                  done: Rotated) -> RotationFailed:
-    """After a failed reset, ask Azure whether a secret was added all the same (the call can
-    fail after Graph created it), so the message says what is really there. Only a secret
-    with this rotation's display name is this server's: in a fleet sharing the app, another
-    server's rotation may have added one meanwhile."""
-    added = _added(az, before)
-    if added is None:  # cannot tell: the journal stays, and names the display name
-        return RotationFailed(RESET_FAILED.format(why=exc), done)
-    mine = [c for c in added if c.display_name == name]
-    if len(mine) == 1:
-        rotation.advance(paths, journal, rotation.ADDED, key_id=mine[0].key_id)
-        return RotationFailed(RESET_FAILED_ADDED.format(why=exc, key=mine[0].key_id,
-                                                delete=az.delete_command(mine[0].key_id)),
-                      done._replace(new_key=mine[0].key_id))
-    if not mine:
+    def run(self) -> Rotated:
+        end_date = self.options.end_date
+        if end_date is not None and end_date <= self.today:
+            raise OnedeskError(PAST_END.format(end=end_date.isoformat()))
+        if self.options.dry_run:
+            self.prepare()
+            return self.plan()
+        return self._locked(self._rotate)
+
+    def _rotate(self) -> Rotated:
+        self.prepare()
+        self.write(self.add_and_wait())
+        return self.apply_and_retire()
+
+    def _locked(self, steps: Callable[[], Rotated]) -> Rotated:
+        _check_current(self.paths, self.today)  # refuse before even the lock file is created
+        state.state_directory(self.paths.state_dir, create=True)
+        # One rotation at a time, from reading the current secret on: a second one would add
+        # a second new secret and could retire what the first one put in place.
+        with fsutil.locked(os.path.join(self.paths.state_dir, ROTATE_LOCK)):
+            return steps()
+
+    def prepare(self) -> None:
+        """Read the pair, list the app's secrets, refuse while a rotation is unfinished, and
+        find the old key (and why it may not be retired: done.note)."""
+        self.client_id, self.secret, recorded = _check_current(self.paths, self.today)
+        self.done = self.done._replace(client_id=self.client_id)
+        unfinished = rotation.load(self.paths)
+        if unfinished is not None and azcli.command() is None:
+            raise OnedeskError(UNFINISHED.format(what=unfinished.describe(
+                unfinished.holds(self.secret), _in_sync(self.paths))))
+        self.az = self._az()
+        self.before = self._list(self.az)
+        if unfinished is not None:
+            listing = self.before
+            if unfinished.client_id != self.client_id:  # CID changed since: its key is there
+                listing = self._list(azcli.Az(self.az.argv, unfinished.client_id,
+                                              self.az.secrets))
+            self._refuse_unfinished(unfinished, listing)
+        recorded_key = rotation.load_key(self.paths.state_dir, self.client_id, self.secret)
+        old, why = current_key(self.before, self.client_id, self.secret, recorded, recorded_key)
+        if self.options.retire:
+            old, why = self._retirable(old, why, recorded_key)
+            if old is not None and why is None and not self.options.dry_run:
+                # The last proof before anything may be deleted: Azure AD takes the pair now.
+                answer = self.verify(self.client_id, self.secret)
+                if answer.status != "valid":
+                    why = NOT_PROVEN.format(why=answer.message, cid=self.client_id)
+        self.done = self.done._replace(old_key=old.key_id if old else None, note=why)
+        if self.options.retire and why:
+            self.say(KEEPING_OLD.format(why=why))
+
+    def plan(self) -> Rotated:
+        """The dry run: say the steps a rotation would take."""
+        ask, done = self.options, self.done
+        length = (ENDING_ON.format(end=ask.end_date.isoformat(),
+                                   last=(ask.end_date - timedelta(days=1)).isoformat())
+                  if ask.end_date else LASTING.format(years=ask.years or DEFAULT_YEARS))
+        reset = self.az.reset_args(self.name, ask.years, ask.end_date)
+        steps = [PLAN_RESET.format(name=self.name, cid=done.client_id, length=length,
+                                   command=azcli.shell_line(["az", *reset])),
+                 PLAN_WAIT.format(wait=ask.wait), PLAN_WRITE.format(path=self.paths.settings)]
+        if ask.apply_after:
+            steps.append(PLAN_APPLY)
+        if ask.retire:
+            steps.append(PLAN_RETIRE.format(delete=self.az.delete_command(done.old_key))
+                         if done.old_key and not done.note else PLAN_KEEP.format(why=done.note))
+        for number, step in enumerate(steps, 1):
+            self.say(f"{number}. {step}")
+        self.say(DRY_RUN_DONE)
+        return done
+
+    def add_and_wait(self) -> str:
+        """Add the new secret in Azure and wait until Azure AD accepts it; return it."""
+        done = self.done
+        # Journalled before az runs: a kill from here on leaves a journal that names the new
+        # secret (by its display name until its key id is read).
+        retiring = done.old_key if self.options.retire and not done.note else None
+        self.journal = rotation.start(self.paths, rotation.Intent(
+            done.client_id, self.name, [c.key_id for c in self.before], retiring,
+            self.options.retire))
+        self.say(ADDING.format(cid=done.client_id))
+        try:
+            return self._add_accepted()
+        except KeyboardInterrupt:  # ^C while az runs or while waiting: say what Azure has now
+            raise self._interrupted() from None
+
+    def _add_accepted(self) -> str:
+        az, ask = self.az, self.options
+        try:
+            secret = az.reset(self.name, ask.years, ask.end_date)
+        except AzError as exc:
+            raise self._reset_failed(exc) from None
+        az.secrets = (*az.secrets, secret)
+        hint = validation.secret_hint(secret)
+        self.done = self.done._replace(hint=hint)
+        try:
+            after = az.list()
+        except AzError as exc:
+            raise RotationFailed(UNLISTED.format(hint=hint, why=exc, cid=self.client_id),
+                                 self.done) from None
+        created = new_key(self.before, after, secret)
+        if created is None or created.last_day is None:
+            why = NOT_LISTED if created is None else NO_END
+            raise RotationFailed(UNLISTED.format(hint=hint, why=why, cid=self.client_id),
+                                 self.done)
+        self.done = self.done._replace(new_key=created.key_id, expires=created.last_day)
+        # Before the wait: from here on, a kill leaves a journal that names this key.
+        self.journal = rotation.advance(self.paths, self.journal, rotation.ADDED, secret,
+                                        key_id=created.key_id,
+                                        expires=created.last_day.isoformat())
+        delete_new = az.delete_command(created.key_id)
+        problems = validation.errors(validation.validate(_as_document(self.client_id, secret)))
+        if problems:
+            raise RotationFailed(BAD_SECRET.format(why=problems[0].code, delete=delete_new),
+                                 self.done)
+        self.say(WAITING.format(key=created.key_id, hint=hint,
+                                end=created.last_day.isoformat(), wait=ask.wait))
+        accepted, waited, last = self._wait_until_accepted(secret)
+        self.done = self.done._replace(waited=waited)
+        if not accepted:
+            raise RotationFailed(NEVER_ACCEPTED.format(key=created.key_id, waited=waited,
+                                                       last=last, delete=delete_new), self.done)
+        self.say(ACCEPTED.format(waited=waited))
+        return secret
+
+    def _wait_until_accepted(self, secret: str) -> tuple[bool, float, str]:
+        """Ask Azure AD until it issues a token for the new pair, with backoff, at most
+        --wait seconds. Returns (accepted, seconds waited, Azure AD's last answer)."""
+        start = self.monotonic()
+        pause = FIRST_PAUSE
+        while True:
+            result = self.verify(self.client_id, secret)
+            waited = self.monotonic() - start
+            if result.status == "valid":
+                return True, waited, result.message
+            last = STILL_REFUSED if result.code == NOT_YET else result.message
+            # Only "invalid secret" (not yet everywhere) and "could not ask" may pass with time.
+            if result.status == "invalid" and result.code != NOT_YET:
+                return False, waited, last
+            left = self.options.wait - waited
+            if left <= 0:
+                return False, waited, last
+            self.sleep(min(pause, left))
+            pause = min(pause * 2, LONGEST_PAUSE)
+
+    def write(self, secret: str) -> None:
+        """Write the new secret (accepted by Azure AD) and its expiry to the settings file."""
+        done = self.done
+        try:
+            operations.set_entries(self.paths,
+                                   operations.Given(done.client_id, secret, done.expires))
+        except OnedeskError as exc:
+            raise RotationFailed(NOT_WRITTEN.format(
+                key=done.new_key, why=exc, delete=self.az.delete_command(done.new_key)),
+                done) from None
+        self.journal = rotation.advance(self.paths, self.journal, rotation.WRITTEN)
+        rotation.save_key(self.paths.state_dir, done.client_id, secret, done.new_key, self.name)
+        self.done = done._replace(written=True)
+        self.say(WRITTEN.format(path=self.paths.settings, end=done.expires.isoformat()))
+
+    def apply_and_retire(self) -> Rotated:
+        """The new secret is written: apply it, and only then (in sync) retire the old one."""
+        paths, az, done, retire = self.paths, self.az, self.done, self.options.retire
+        apply_command = journal_module.finish_command(paths.root, paths.settings)
+        old_delete = (az.delete_command(done.old_key) if done.old_key and not done.note
+                      else None)
+        if self.options.apply_after:
+            try:
+                applied = apply.apply(paths, self.say, if_needed=True, confirm_removal=None)
+            except OnedeskError as exc:
+                # Retiring after the apply is rotate's own step (its journal has the old key).
+                finish_with = (FINISH_RETIRES.format(command=self.journal.command(),
+                                                     old=done.old_key)
+                               if retire and old_delete else apply_command)
+                raise RotationFailed(NOT_APPLIED.format(
+                    key=done.new_key, path=paths.settings, end=done.expires.isoformat(),
+                    why=exc, finish=finish_with), done) from None
+            done = self.done = done._replace(applied=applied.after.sync == state.IN_SYNC)
+        note = (APPLIED_NOTE if self.options.apply_after
+                else NO_APPLY_NOTE.format(path=paths.settings, apply=apply_command))
+        if not retire:
+            rotation.forget(paths)  # nothing is left but `apply` after --no-apply, which it says
+            return done
+        if not done.applied:  # never retire what OneDesk may still be using
+            raise RotationFailed(CANNOT_RETIRE.format(key=done.new_key, applied=note,
+                                                      why=NOT_IN_SYNC, cid=done.client_id),
+                                 done)
+        self.journal = rotation.advance(paths, self.journal, rotation.APPLIED)
+        if done.old_key is None or done.note:
+            rotation.forget(paths)  # nothing of this rotation is left to do
+            raise RotationFailed(CANNOT_RETIRE.format(key=done.new_key, applied=note,
+                                                      why=done.note, cid=done.client_id), done)
+        try:
+            az.delete(done.old_key)
+        except AzError as exc:
+            raise RotationFailed(NOT_RETIRED.format(key=done.new_key, applied=note,
+                                                    old=done.old_key, why=exc,
+                                                    delete=old_delete), done) from None
         rotation.forget(paths)
-    if added and not mine:
-        return RotationFailed(UNTIED_FOUND.format(
-            why=RESET_FAILED.format(why=exc), keys=", ".join(c.key_id for c in added)), done)
-    return RotationFailed(RESET_FAILED.format(why=exc), done)
+        self.say(RETIRED.format(old=done.old_key))
+        self.done = done._replace(retired=True)
+        return self.done
+
+    def finish(self) -> Rotated:
+        """`rotate --finish`, under the rotation lock."""
+        return self._locked(self._finish)
+
+    def _finish(self) -> Rotated:
+        """An interrupted rotation's new secret is in the file: apply it, retire the old one
+        if it was asked to, forget the journal. It is not: delete it in Azure (the journal
+        proves this server created it), forget the journal."""
+        paths = self.paths
+        client_id, secret, _ = _check_current(paths, self.today)
+        journal = self.journal = rotation.load(paths)
+        if journal is None:  # finished already: the same answer, and exit 0, every time
+            return Rotated(paths.settings, client_id, finished=NO_UNFINISHED)
+        argv = azcli.command()
+        if argv is None:
+            raise OnedeskError(FINISH_NO_AZ.format(why=azcli.missing()))
+        az = self.az = azcli.Az(argv, journal.client_id, (secret,))
+        expires = journal.record.get("expires")
+        self.done = Rotated(paths.settings, journal.client_id, journal.old_key, journal.key_id,
+                            journal.hint, state.parse_date(expires) if expires else None)
+        listing = self._list(az)
+        if not journal.holds(secret):
+            return self._undo(_left_behind(journal, listing))
+        self.done = self.done._replace(written=True)
+        rotation.save_key(paths.state_dir, client_id, secret, journal.key_id,
+                          journal.display_name)
+        old = ([c for c in listing if c.key_id == journal.old_key]
+               if journal.retire and journal.old_key else [])
+        self.done = self.done._replace(old_key=old[0].key_id if old else None)
+        self.options = Options(retire_old=bool(old))  # as that rotation asked, and applied
+        done = self.apply_and_retire()
+        retired = ""
+        if journal.retire and journal.old_key:
+            retired = (FINISHED_RETIRED if done.retired else FINISHED_OLD_GONE).format(
+                old=journal.old_key)
+        return done._replace(old_key=journal.old_key, finished=FINISHED.format(
+            started=journal.started, key=journal.key_id, retired=retired))
+
+    def _undo(self, left: list[Credential]) -> Rotated:
+        """--finish when the file does not hold the new secret: delete it in Azure."""
+        journal = self.journal
+        if len(left) > 1:
+            raise RotationFailed(UNDO_MANY.format(
+                started=journal.started, count=len(left), name=journal.display_name,
+                keys=", ".join(c.key_id for c in left), cid=journal.client_id,
+                command=journal.command()), self.done)
+        if left:
+            try:
+                self.az.delete(left[0].key_id)
+            except AzError as exc:
+                raise RotationFailed(str(exc), self.done) from None
+            summary = UNDONE.format(key=left[0].key_id, started=journal.started)
+        else:
+            summary = UNDONE_NOTHING.format(started=journal.started)
+        rotation.forget(self.paths)
+        return self.done._replace(new_key=left[0].key_id if left else None, finished=summary)
+
+    def _az(self) -> azcli.Az:
+        argv = azcli.command()
+        if argv is None:
+            ask = self.options
+            end = ask.end_date or add_years(self.today, ask.years or DEFAULT_YEARS)
+            reset = azcli.reset_args(self.client_id, self.name, end_date=end,
+                                     password_only=True)
+            raise OnedeskError(NO_AZ.format(
+                why=azcli.missing(), command=azcli.shell_line(["az", *reset]),
+                end=end.isoformat(), last=(end - timedelta(days=1)).isoformat(),
+                host=self.host))
+        return azcli.Az(argv, self.client_id, (self.secret,))
+
+    def _list(self, az: azcli.Az) -> list[Credential]:
+        try:
+            return az.list()
+        except AzError as exc:
+            raise RotationFailed(LIST_FAILED.format(why=exc), self.done) from None
+
+    def _retirable(self, old: Credential | None, why: str | None,
+                   recorded_key: str | None) -> tuple[Credential | None, str | None]:
+        """The old key, and why it may not be retired (None: it may). --retire-key names it
+        (the administrator vouches that no other server uses it); --retire-old needs it tied
+        to this server: the key id its rotate recorded, or a display name with its name."""
+        retire_key = self.options.retire_key
+        if retire_key is not None:
+            named = [c for c in self.before if c.key_id == retire_key]
+            hint = validation.secret_hint(self.secret)
+            if not named:
+                return old, RETIRE_KEY_UNKNOWN.format(key=retire_key, cid=self.client_id)
+            if named[0].hint != hint:
+                return old, RETIRE_KEY_OTHER.format(key=retire_key, its=named[0].hint,
+                                                    hint=hint)
+            return named[0], None
+        if (old is not None and why is None and old.key_id != recorded_key
+                and old.host != self.host):
+            return old, NOT_TIED.format(key=old.key_id, name=old.display_name or "",
+                                        host=self.host)
+        return old, why
+
+    def _refuse_unfinished(self, journal: rotation.Journal, listing: list[Credential]) -> None:
+        """A journal that left nothing behind is forgotten; anything else stops this rotation,
+        naming what is left and the command that finishes or undoes it."""
+        paths, dry_run = self.paths, self.options.dry_run
+        if dry_run and rotation.running(paths):  # (a real run holds rotate.lock itself)
+            raise OnedeskError(UNFINISHED.format(what=rotation.RUNNING.format(
+                started=journal.started, phase=journal.phase)))
+        holds_new = journal.holds(self.secret)
+        in_sync = holds_new and _in_sync(paths)
+        left = [] if holds_new else _left_behind(journal, listing)
+        if not journal.left(holds_new, in_sync) or (not holds_new and not left):
+            if dry_run:
+                self.say(FORGETTABLE.format(started=journal.started))
+            else:
+                rotation.forget(paths)
+                self.say(FORGOTTEN.format(started=journal.started))
+            return
+        raise OnedeskError(UNFINISHED.format(what=journal.describe(
+            holds_new, in_sync, [c.key_id for c in left])))
+
+    def _added(self) -> list[Credential] | None:
+        """The secrets Azure has now that it did not have before (None if az cannot say)."""
+        try:
+            after = self.az.list()
+        except AzError:
+            return None
+        known = {c.key_id for c in self.before}
+        return [c for c in after if c.key_id not in known]
+
+    def _interrupted(self) -> RotationFailed:
+        done = self.done
+        if done.new_key:
+            added = [done.new_key]
+        else:
+            found = self._added()
+            added = (None if found is None
+                     else [c.key_id for c in found if c.display_name == self.name])
+        if added and len(added) == 1:
+            now = INTERRUPTED_UNUSED.format(key=added[0], delete=self.az.delete_command(added[0]))
+            done = done._replace(new_key=added[0])
+        else:
+            now = NOTHING_CHANGED
+            if added == []:  # az says nothing of ours was added: nothing is left behind
+                rotation.forget(self.paths)
+        error = RotationFailed(INTERRUPTED.format(state=now), done)
+        error.exit_code = 130  # 128 + SIGINT, as a shell reports it
+        return error
+
+    def _reset_failed(self, exc: AzError) -> RotationFailed:
+        """After a failed reset, ask Azure whether a secret was added all the same (the call
+        can fail after Graph created it), so the message says what is really there. Only a
+        secret with this rotation's display name is this server's: in a fleet sharing the
+        app, another server's rotation may have added one meanwhile."""
+        added, done = self._added(), self.done
+        if added is None:  # cannot tell: the journal stays, and names the display name
+            return RotationFailed(RESET_FAILED.format(why=exc), done)
+        mine = [c for c in added if c.display_name == self.name]
+        if len(mine) == 1:
+            rotation.advance(self.paths, self.journal, rotation.ADDED, key_id=mine[0].key_id)
+            return RotationFailed(RESET_FAILED_ADDED.format(
+                why=exc, key=mine[0].key_id, delete=self.az.delete_command(mine[0].key_id)),
+                done._replace(new_key=mine[0].key_id))
+        if not mine:
+            rotation.forget(self.paths)
+        if added and not mine:
+            return RotationFailed(UNTIED_FOUND.format(
+                why=RESET_FAILED.format(why=exc), keys=", ".join(c.key_id for c in added)), done)
+        return RotationFailed(RESET_FAILED.format(why=exc), done)

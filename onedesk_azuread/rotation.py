@@ -181,14 +181,25 @@ def finish_command(root: str, settings: str | None = None) -> str:
     return " ".join([*words, "rotate", "--finish"])
 
 
-def start(paths: Paths, client_id: str, display_name: str, before: list[str],
-          old_key: str | None, retire: bool) -> Journal:
+class Intent(namedtuple("Intent", "client_id display_name before old_key retire")):
+    """What a rotation sets out to do, journalled before it begins."""
+
+    __slots__ = ()
+    # client_id: str; the app
+    # display_name: str; the new secret's
+    # before: list[str]; the key ids the app has before it
+    # old_key: str | None; the old key it will retire (None: none)
+    # retire: bool; it was asked to retire the old secret
+
+
+def start(paths: Paths, intent: Intent) -> Journal:
     """Journal a rotation before az adds anything (phase ADDING)."""
     now = _now()
     record = {"version": VERSION, "started": now, "updated": now, "phase": ADDING,
-              "root": paths.root, "settings": paths.settings, "client_id": client_id,
-              "display_name": display_name, "before": sorted(before), "key_id": None,
-              "old_key_id": old_key, "retire": retire, "pid": os.getpid()}
+              "root": paths.root, "settings": paths.settings, "client_id": intent.client_id,
+              "display_name": intent.display_name, "before": sorted(intent.before),
+              "key_id": None, "old_key_id": intent.old_key, "retire": intent.retire,
+              "pid": os.getpid()}
     state.save_json(paths.state_dir, JOURNAL_FILE, record)
     return Journal(path_of(paths), record)
 

@@ -110,7 +110,7 @@ class Status(namedtuple("Status", "path errors sync applied installed expires un
         said += [f"package:   {name}: {nevra or NOT_INSTALLED}"
                  for name, nevra in self.installed.items()]
         expires = self.expires.isoformat() if self.expires else "not recorded"
-        if any(f.code == operations.EXPIRY_UNREADABLE for f in self.errors):
+        if any(f.code == validation.EXPIRY_UNREADABLE for f in self.errors):
             expires = EXPIRY_UNREADABLE
         said.append(f"expires:   {expires}")
         return said

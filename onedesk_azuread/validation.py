@@ -21,6 +21,33 @@ from .trust import printable
 ERROR = "error"
 WARNING = "warning"
 
+# --- Finding codes: stable identifiers, the README's findings table lists each -----------------
+# The scanner's problems with an entry's line are findings as they are: shellfile names them.
+CRLF, BOM, SPACED = shellfile.CRLF, shellfile.BOM, shellfile.SPACED
+EXPANSION, TRAILING = shellfile.EXPANSION, shellfile.TRAILING
+UNSUPPORTED = "unsupported-construct"
+BASH_SYNTAX = "bash-syntax"
+DUPLICATE = "duplicate"
+MISSING = "missing"
+EMPTY = "empty"
+CLIENT_ID_NOT_GUID = "client-id-not-guid"
+CLIENT_ID_BRACES = "client-id-braces"
+SECRET_IS_SECRET_ID = "secret-is-secret-id"
+SECRET_LENGTH = "secret-length"
+SECRET_CHARSET = "secret-charset"
+SECRET_FORMAT = "secret-format"
+HARD_LINKS = "hard-links"
+FILE_MODE = "file-mode"
+FILE_OWNER = "file-owner"
+ACL_GRANTS_ACCESS = "acl-grants-access"
+EXPIRED = "secret-expired"
+EXPIRES_SOON = "secret-expires-soon"
+EXPIRY_UNREADABLE = "expiry-unreadable"  # made by operations, which reads the record
+CODES = (CRLF, BOM, SPACED, EXPANSION, TRAILING, UNSUPPORTED, BASH_SYNTAX, DUPLICATE, MISSING,
+         EMPTY, CLIENT_ID_NOT_GUID, CLIENT_ID_BRACES, SECRET_IS_SECRET_ID, SECRET_LENGTH,
+         SECRET_CHARSET, SECRET_FORMAT, HARD_LINKS, FILE_MODE, FILE_OWNER, ACL_GRANTS_ACCESS,
+         EXPIRED, EXPIRES_SOON, EXPIRY_UNREADABLE)
+
 EXPIRY_WARNING_DAYS = 30
 SECRET_MIN, SECRET_MAX = 16, 64
 
@@ -94,22 +121,22 @@ def normalize_client_id(value: str) -> str:
 
 def _check_client_id(value: str) -> str:
     if not value.strip():
-        raise _Invalid("empty")
+        raise _Invalid(EMPTY)
     bare = normalize_client_id(value)
     if not GUID.fullmatch(bare):
-        raise _Invalid("client-id-not-guid")
+        raise _Invalid(CLIENT_ID_NOT_GUID)
     return bare
 
 
 def _check_secret(value: str) -> str:
     if not value:
-        raise _Invalid("empty")
+        raise _Invalid(EMPTY)
     if GUID.fullmatch(value.strip()):
-        raise _Invalid("secret-is-secret-id")
+        raise _Invalid(SECRET_IS_SECRET_ID)
     if not SECRET_MIN <= len(value) <= SECRET_MAX:
-        raise _Invalid("secret-length", str(len(value)))
+        raise _Invalid(SECRET_LENGTH, str(len(value)))
     if _FORBIDDEN_IN_SECRET.search(value):
-        raise _Invalid("secret-charset")
+        raise _Invalid(SECRET_CHARSET)
     return value
 
 
@@ -169,15 +196,15 @@ def canonical_values(doc: shellfile.Document) -> dict[str, str]:
 
 def _syntax_findings(doc: shellfile.Document) -> list[Finding]:
     texts = {
-        shellfile.CRLF: (ERROR, True, "{key} ends in a Windows line ending (CRLF); bash keeps "
+        CRLF: (ERROR, True, "{key} ends in a Windows line ending (CRLF); bash keeps "
                          "the carriage return in the value. Fix: " + FIX_REWRITE),
-        shellfile.BOM: (ERROR, True, "{key} has a UTF-8 byte order mark glued to it, so bash "
+        BOM: (ERROR, True, "{key} has a UTF-8 byte order mark glued to it, so bash "
                         "does not see the assignment. Fix: " + FIX_REWRITE),
-        shellfile.SPACED: (ERROR, True, "{key} has spaces around '=', so bash runs it as a "
+        SPACED: (ERROR, True, "{key} has spaces around '=', so bash runs it as a "
                            "command and never sets it. Fix: " + FIX_REWRITE),
-        shellfile.EXPANSION: (ERROR, False, "{key} uses shell expansion ($, ` or a leading ~), "
+        EXPANSION: (ERROR, False, "{key} uses shell expansion ($, ` or a leading ~), "
                               "so its value is not what is written. Fix: {set}"),
-        shellfile.TRAILING: (ERROR, False, "{key} has more shell words after the value, so bash "
+        TRAILING: (ERROR, False, "{key} has more shell words after the value, so bash "
                              "does not set it. Fix: {set}"),
     }
     findings = []
@@ -188,7 +215,7 @@ def _syntax_findings(doc: shellfile.Document) -> list[Finding]:
         if len(entries) > 1:
             lines = ", ".join(str(e.line) for e in entries)
             findings.append(Finding(
-                "duplicate", WARNING, key,
+                DUPLICATE, WARNING, key,
                 f"{key} is defined {len(entries)} times (lines {lines}); bash uses the last. "
                 f"Fix: {FIX_REWRITE}", True, entries[-1].line))
         for entry in entries:
@@ -210,7 +237,7 @@ def _value_findings(doc: shellfile.Document) -> list[Finding]:
         if doc.unsupported_for(key):
             continue  # no known value to check
         if last is None:
-            findings.append(Finding("missing", ERROR, key,
+            findings.append(Finding(MISSING, ERROR, key,
                                     f"{key} is not set. Fix: {SET_COMMAND[key]}", False))
         elif last.value is not None:
             present[key] = last.value
@@ -222,20 +249,16 @@ def _value_findings(doc: shellfile.Document) -> list[Finding]:
                                     _value_message(key, result), False, line))
         elif key == CLIENT_ID and result != present[key]:
             findings.append(Finding(
-                "client-id-braces", ERROR, key,
+                CLIENT_ID_BRACES, ERROR, key,
                 f"{key} has braces or spaces around the GUID, which OneDesk does not strip. "
                 f"Fix: {FIX_REWRITE}", True, line))
         elif key == SECRET and not CURRENT_SECRET.fullmatch(result):
             findings.append(Finding(
-                "secret-format", WARNING, key,
+                SECRET_FORMAT, WARNING, key,
                 f"{key} is not in the current Azure format (about 40 characters with 'Q~' "
                 "after the first four); older secrets still work, but make sure it is the "
                 "secret's Value", False, line))
     return findings
-
-
-UNSUPPORTED = "unsupported-construct"
-BASH_SYNTAX = "bash-syntax"
 
 
 UNFOLLOWED = ("this tool cannot follow the file here ({message}), though bash may: it reports "
@@ -265,28 +288,28 @@ def _construct_findings(doc: shellfile.Document) -> list[Finding]:
 
 def _value_message(key: str, error: _Invalid) -> str:
     fix = SET_COMMAND[key]
-    if error.code == "empty":
+    if error.code == EMPTY:
         return f"{key} is empty. Fix: {fix}"
-    if error.code == "client-id-not-guid":
+    if error.code == CLIENT_ID_NOT_GUID:
         return (f"{key} is not a GUID; copy the 'Application (client) ID' from the app's "
                 f"Overview page in Azure. Fix: {fix}")
-    if error.code == "secret-is-secret-id":
+    if error.code == SECRET_IS_SECRET_ID:
         return (f"{key} holds a GUID: the Secret ID was pasted, not the Secret Value. Create a "
                 f"new client secret in Azure, copy its Value, then run: {fix}")
-    if error.code == "secret-length":
+    if error.code == SECRET_LENGTH:
         return (f"{key} is {error.detail} characters long; a client secret value has "
                 f"{SECRET_MIN} to {SECRET_MAX}. Fix: {fix}")
     return (f"{key} contains whitespace, control or non-ASCII characters, which no client "
             f"secret has. Fix: {fix}")
 
 
-ACL_GRANTS_ACCESS = ("a POSIX ACL lets {who} {access} the file, which holds the secret; "
+MSG_ACL_GRANTS_ACCESS = ("a POSIX ACL lets {who} {access} the file, which holds the secret; "
                      "nothing is written while it does (a new file would keep that access or "
                      "silently drop it). Fix: setfacl -b {path}")
 
 
 def _acl_findings(acl, path: str) -> list[Finding]:
-    return [Finding("acl-grants-access", ERROR, None, ACL_GRANTS_ACCESS.format(
+    return [Finding(ACL_GRANTS_ACCESS, ERROR, None, MSG_ACL_GRANTS_ACCESS.format(
         who=grant.who, access=grant.access, path=path), False) for grant in acl]
 
 
@@ -296,17 +319,17 @@ def _file_findings(mode: int | None, uid: int | None, nlink: int | None) -> list
         # Every name of the file is the same inode: whoever can reach the other name
         # (maybe in a directory anyone can read) reads the secret whatever this one's mode.
         findings.append(Finding(
-            "hard-links", ERROR, None,
+            HARD_LINKS, ERROR, None,
             f"the file has {nlink} hard links (names), and a chmod cannot protect the other "
             f"name; it is not written until only one is left. Fix: remove the other link "
             f"(find it with: find / -xdev -samefile FILE)", False))
     if mode is not None and mode & 0o077:
         findings.append(Finding(
-            "file-mode", WARNING, None,
+            FILE_MODE, WARNING, None,
             f"the file is readable or writable by group or others (mode {mode & 0o7777:04o}) "
             f"and holds a secret. Fix: {FIX_REWRITE}", True))
     if uid is not None and uid != 0:
-        findings.append(Finding("file-owner", WARNING, None,
+        findings.append(Finding(FILE_OWNER, WARNING, None,
                                 f"the file is owned by uid {uid}, not root. Fix: {FIX_REWRITE}",
                                 True))
     return findings
@@ -318,22 +341,32 @@ def _expiry_findings(expires: date | None, today: date) -> list[Finding]:
     renew = f"create a new client secret in Azure, then run: {FIX_SECRET} --expires YYYY-MM-DD"
     days = (expires - today).days
     if days < 0:
-        return [Finding("secret-expired", ERROR, SECRET,
+        return [Finding(EXPIRED, ERROR, SECRET,
                         f"the client secret expired on {expires.isoformat()}; {renew}", False)]
     if days <= EXPIRY_WARNING_DAYS:
-        return [Finding("secret-expires-soon", WARNING, SECRET,
+        return [Finding(EXPIRES_SOON, WARNING, SECRET,
                         f"the client secret expires on {expires.isoformat()} (in {days} days); "
                         f"{renew}", False)]
     return []
 
 
-def validate(doc: shellfile.Document, *, mode: int | None = None, uid: int | None = None,
-             nlink: int | None = None, expires: date | None = None,
-             today: date | None = None, acl=()) -> list[Finding]:
-    """All findings for a parsed settings file; errors first, then warnings. ``acl``: the
-    fsutil.AclGrant records of the file's POSIX ACL."""
+class FileFacts(namedtuple("FileFacts", "mode uid nlink acl", defaults=(None, None, None, ()))):
+    """What the file system says of the settings file (None: not known, not checked)."""
+
+    __slots__ = ()
+    # mode: int | None; the permission bits
+    # uid: int | None; the owner
+    # nlink: int | None; its number of names
+    # acl: the fsutil.AclGrant records of its POSIX ACL
+
+
+def validate(doc: shellfile.Document, facts: FileFacts | None = None, *,
+             expires: date | None = None, today: date | None = None) -> list[Finding]:
+    """All findings for a parsed settings file; errors first, then warnings."""
+    facts = facts or FileFacts()
     findings = (_construct_findings(doc) + _syntax_findings(doc) + _value_findings(doc)
-                + _file_findings(mode, uid, nlink) + _acl_findings(acl, doc.path)
+                + _file_findings(facts.mode, facts.uid, facts.nlink)
+                + _acl_findings(facts.acl, doc.path)
                 + _expiry_findings(expires, today or date.today()))
     return sorted(findings, key=lambda f: (f.severity != ERROR, f.line or 0))
 

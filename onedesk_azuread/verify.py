@@ -36,6 +36,25 @@ _DOMAIN = re.compile(
 _AADSTS = re.compile(r"AADSTS(\d+)")
 
 
+class Authority(namedtuple("Authority", "tenant cloud authority_host timeout",
+                           defaults=("public", None, DEFAULT_TIMEOUT))):
+    """Whom to ask for a token, and for how long."""
+
+    __slots__ = ()
+    # tenant: str; a tenant ID or domain (check_tenant)
+    # cloud: str; a key of CLOUDS
+    # authority_host: str | None; instead of the cloud's (check_authority_host)
+    # timeout: float; seconds, for the whole request
+
+    @property
+    def host(self) -> str:
+        return self.authority_host or CLOUDS[self.cloud][0]
+
+    @property
+    def scope(self) -> str:
+        return CLOUDS[self.cloud][1] + "/.default"
+
+
 class Result(namedtuple("Result", "status message code correlation_id", defaults=(None, None,))):
     """Azure AD's answer, in plain language."""
 
@@ -159,20 +178,19 @@ def _session_class(requests):
     return DeadlineSession
 
 
-def _ask(client_id: str, secret: str, tenant: str, authority_host: str, scope: str,
-         deadline: float) -> Result:
+def _ask(client_id: str, secret: str, authority: Authority, deadline: float) -> Result:
     try:
         import msal
         import requests
     except ImportError as exc:
         return Result(UNVERIFIED, f"could not verify: {exc.name} is not installed")
     session = _session_class(requests)(deadline)
-    host = urlsplit(authority_host).netloc
+    tenant, host = authority.tenant, urlsplit(authority.host).netloc
     try:
         app = msal.ConfidentialClientApplication(
-            client_id, client_credential=secret, authority=f"{authority_host}/{tenant}",
+            client_id, client_credential=secret, authority=f"{authority.host}/{tenant}",
             http_client=session, instance_discovery=False)
-        answer = app.acquire_token_for_client(scopes=[scope])
+        answer = app.acquire_token_for_client(scopes=[authority.scope])
     except requests.exceptions.RequestException as exc:
         return Result(UNVERIFIED, f"could not verify: {_network_failure(requests, exc, host)}")
     except (ValueError, RuntimeError) as exc:
@@ -247,23 +265,21 @@ def _connection_reason(exc: BaseException) -> str:
     return found.group(1) if found else _first_line(exc)
 
 
-def verify(client_id: str, secret: str, tenant: str, *, cloud: str = "public",
-           authority_host: str | None = None, timeout: float = DEFAULT_TIMEOUT) -> Result:
-    """Ask Azure AD for a token with this client ID and secret; at most ``timeout`` seconds.
+def verify(client_id: str, secret: str, authority: Authority) -> Result:
+    """Ask Azure AD for a token with this client ID and secret; at most its timeout.
 
     The work runs in a daemon thread joined with a deadline, so even a server
     that trickles bytes cannot hold the caller past ``timeout`` plus a margin.
     """
     import threading  # here, not at the top: the CLI imports this module for its constants
 
-    host = authority_host or CLOUDS[cloud][0]
-    scope = CLOUDS[cloud][1] + "/.default"
+    timeout = authority.timeout
     deadline = time.monotonic() + timeout
     outcome = []
 
     def work():
         try:
-            outcome.append(_ask(client_id, secret, tenant, host, scope, deadline))
+            outcome.append(_ask(client_id, secret, authority, deadline))
         except Exception as exc:  # noqa: BLE001 - reported as "could not verify", never raised
             outcome.append(Result(UNVERIFIED, f"could not verify: {type(exc).__name__}"))
 
@@ -271,8 +287,8 @@ def verify(client_id: str, secret: str, tenant: str, *, cloud: str = "public",
     worker.start()
     worker.join(timeout + 0.5)
     if not outcome:
-        return Result(UNVERIFIED, f"could not verify: {urlsplit(host).netloc} did not answer "
-                                  f"within {timeout:g} s")
+        return Result(UNVERIFIED, f"could not verify: {urlsplit(authority.host).netloc} did "
+                                  f"not answer within {timeout:g} s")
     result = outcome[0]
     if secret and secret in result.message:  # never, but a secret must not leak if it did
         result = result._replace(message=result.message.replace(secret, "…"))

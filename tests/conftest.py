@@ -1,7 +1,9 @@
 """Shared fixtures: a throw-away root, the CLI through click's CliRunner, bash as the oracle."""
 
 import os
+import socket
 import subprocess
+from datetime import date, timedelta
 
 import pytest
 from click.testing import CliRunner
@@ -93,6 +95,88 @@ def run(root):
     return Cli(root)
 
 
+# --- A configured pair, the daily check's files, and a fake Azure AD ---------------------------
+
+TENANT = "contoso.onmicrosoft.com"
+
+
+@pytest.fixture
+def configured(settings_path):
+    """A valid pair in the settings file, root's alone (mode 0600)."""
+    settings_path.write_text(f"AZUREAD_CID={CLIENT_ID}\nAZUREAD_CIS={SECRET}\n")
+    settings_path.chmod(0o600)
+    return settings_path
+
+
+def state_dir(root):
+    return os.path.join(str(root), "var/lib/onedesk-azuread")
+
+
+def expire_in(root, days, secret=SECRET, today=None):
+    """Record that ``secret`` expires ``days`` after ``today``; the date recorded."""
+    from onedesk_azuread import state
+
+    when = (today or date.today()) + timedelta(days=days)
+    state.save_expiry(state_dir(root), secret, when)
+    return when
+
+
+def write_conf(root, text):
+    """check.conf in ``root``, with ``text``; its path."""
+    path = os.path.join(str(root), "etc/onedesk-azuread/check.conf")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as handle:
+        handle.write(text)
+    return path
+
+
+def no_traceback(result):
+    assert "Traceback" not in result.stdout + result.stderr
+    assert SECRET not in result.stdout + result.stderr
+
+
+@pytest.fixture(scope="module")
+def ca():
+    import trustme
+
+    return trustme.CA()
+
+
+@pytest.fixture(scope="module")
+def azure_server(ca):
+    from .fake_azure import FakeAzure
+
+    server = FakeAzure(ca, SECRET)
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def azure(azure_server, ca, monkeypatch, tmp_path):
+    """The fake authority, trusted the way an administrator trusts a private CA."""
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    for name in ("CURL_CA_BUNDLE", "SSL_CERT_FILE", "HTTPS_PROXY", "https_proxy", "HTTP_PROXY",
+                 "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    azure_server.token = "ok"
+    azure_server.discovery_status = 200
+    azure_server.missing_tenants = {"missing.example.com"}
+    del azure_server.seen[:]
+    return azure_server
+
+
+def closed_port_url():
+    """An https URL on 127.0.0.1 where nothing listens."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    return f"https://127.0.0.1:{port}"
+
+
 def bash_reads(path, *keys):
     """What bash assigns to ``keys`` when it sources ``path`` (None when unset)."""
     script = 'set -a; . "$1" >/dev/null 2>&1; shift; for k; do ' \
@@ -108,7 +192,6 @@ def bash_reads(path, *keys):
 # (or ::1, or localhost) is refused and recorded, and the test that tried it fails, even if the
 # code under test swallowed the error.
 import ipaddress  # noqa: E402
-import socket  # noqa: E402
 
 _outside_attempts = []
 

@@ -135,6 +135,18 @@ start-stop-daemon -S -b -c 65534:65534 -m -p "$d/daemon.pid" -x /bin/sleep -- 36
 """
 
 
+def cli(root, *args, input=None, env=None):
+    """The CLI as an administrator runs it, with dnf and rpm set up for this root."""
+    from onedesk_azuread.cli import cli as command
+
+    from .conftest import make_runner
+
+    result = make_runner().invoke(command, ["--root", root.path, *args], input=input,
+                                  env=env or root.env, catch_exceptions=False)
+    assert "Traceback" not in result.stderr
+    return result
+
+
 def run(argv, env=None, check=True, **kwargs):
     return subprocess.run(argv, env=env, check=check, capture_output=True, text=True, **kwargs)
 

@@ -20,8 +20,8 @@ import sys
 import pytest
 
 from .conftest import CLIENT_ID, OTHER_SECRET, SECRET, bash_reads
-from .rpmbed import HERE, ONEDESK
-from .test_packaging import GOOD, cli
+from .rpmbed import HERE, ONEDESK, cli
+from .test_packaging import GOOD
 
 DOCS = os.path.join(HERE, "docs", "ansible")
 PLAYBOOK = os.path.join(DOCS, "onedesk-azuread.yml")

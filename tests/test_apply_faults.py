@@ -21,8 +21,8 @@ import time
 import pytest
 
 from .conftest import CLIENT_ID, OTHER_SECRET, SECRET
-from .rpmbed import ADDON, KILL_APPLY, ONEDESK, RepoServer, dnf_wrapper
-from .test_packaging import GOOD, cli
+from .rpmbed import ADDON, KILL_APPLY, ONEDESK, RepoServer, cli, dnf_wrapper
+from .test_packaging import GOOD
 
 HOLDING = "interrupts are held until the OneDesk packages are installed again"
 EVERYTHING = sorted([f"{name}-2.0-1" for name in ONEDESK] + [f"{ADDON}-1-1"])

@@ -96,14 +96,15 @@ def test_quiet_keeps_errors_only_and_verbose_names_the_files(run, settings_path)
 
 def test_plan_set_is_pure_and_gives_text_diff_and_findings():
     doc = shellfile.parse(f"# keep\nexport AZUREAD_CID='{CLIENT_ID}'\nX=1\n", KEYS, "/x")
-    plan = operations.plan_set(doc, secret=OTHER_SECRET, kept_expiry=None)
+    plan = operations.plan_set(doc, operations.Given(secret=OTHER_SECRET), kept_expiry=None)
     assert plan.text.startswith("# keep\n") and "X=1\n" in plan.text
     assert plan.doc.value("AZUREAD_CIS") == OTHER_SECRET
     assert plan.changes == {"AZUREAD_CIS": "added"} and plan.secret_changed
     assert plan.findings == []
-    same = operations.plan_set(plan.doc, secret=OTHER_SECRET, kept_expiry=None)
+    same = operations.plan_set(plan.doc, operations.Given(secret=OTHER_SECRET),
+                                kept_expiry=None)
     assert same.changes == {"AZUREAD_CIS": "unchanged"} and same.text == plan.text
-    bad = operations.plan_set(doc, client_id="nope")
+    bad = operations.plan_set(doc, operations.Given(client_id="nope"))
     assert [f.code for f in bad.findings if f.severity == "error"]
 
 

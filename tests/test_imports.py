@@ -52,3 +52,8 @@ def test_the_plugin_path_never_loads_msal_or_requests(root):
     proc = subprocess.run([sys.executable, "-c", probe, str(root)], capture_output=True,
                           text=True, check=True)
     assert json.loads(proc.stdout) == []
+
+
+def test_an_offline_scheduled_check_never_loads_msal(root, configured):
+    modules = loaded("--root", str(root), "check", "--scheduled")
+    assert not modules["msal"] and not modules["requests"] and not modules["dnf"]

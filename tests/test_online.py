@@ -8,46 +8,8 @@ import time
 import pytest
 import trustme
 
-from .conftest import CLIENT_ID, SECRET, SECRET_ID
-from .fake_azure import FakeAzure, SilentServer
-
-TENANT = "contoso.onmicrosoft.com"
-
-
-@pytest.fixture(scope="module")
-def ca():
-    return trustme.CA()
-
-
-@pytest.fixture(scope="module")
-def azure_server(ca):
-    server = FakeAzure(ca, SECRET)
-    yield server
-    server.close()
-
-
-@pytest.fixture
-def azure(azure_server, ca, monkeypatch, tmp_path):
-    """The fake authority, trusted the way an administrator trusts a private CA."""
-    bundle = tmp_path / "ca.pem"
-    ca.cert_pem.write_to_path(str(bundle))
-    for name in ("CURL_CA_BUNDLE", "SSL_CERT_FILE", "HTTPS_PROXY", "https_proxy", "HTTP_PROXY",
-                 "http_proxy", "ALL_PROXY", "all_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    azure_server.token = "ok"
-    azure_server.discovery_status = 200
-    azure_server.missing_tenants = {"missing.example.com"}
-    del azure_server.seen[:]
-    return azure_server
-
-
-@pytest.fixture
-def configured(run, settings_path):
-    settings_path.write_text(f"AZUREAD_CID={CLIENT_ID}\nAZUREAD_CIS={SECRET}\n")
-    settings_path.chmod(0o600)
-    return settings_path
+from .conftest import CLIENT_ID, SECRET, SECRET_ID, TENANT, closed_port_url
+from .fake_azure import SilentServer
 
 
 def online(run, host, *extra, tenant=TENANT):
@@ -128,15 +90,6 @@ def test_a_server_that_never_answers_is_bounded_by_the_timeout(run, azure, confi
     assert result.exit_code == 3
     assert "did not answer" in report["online"]["message"]
     assert 1.4 <= elapsed <= 1.5 + 1.0, elapsed  # one attempt, no retry doubling the wait
-
-
-def closed_port_url():
-    """An https URL on 127.0.0.1 where nothing listens."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return f"https://127.0.0.1:{port}"
 
 
 def test_connection_refused(run, azure, configured):

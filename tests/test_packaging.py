@@ -10,8 +10,8 @@ import stat
 
 import pytest
 
-from .conftest import CLIENT_ID, OTHER_SECRET, SECRET, SECRET_ID, make_runner
-from .rpmbed import ONEDESK
+from .conftest import CLIENT_ID, OTHER_SECRET, SECRET, SECRET_ID
+from .rpmbed import ONEDESK, cli
 
 GOOD = f"OTHER_SETTING=kept\nAZUREAD_CID={CLIENT_ID}\nAZUREAD_CIS={SECRET}\n"
 
@@ -19,16 +19,6 @@ GOOD = f"OTHER_SETTING=kept\nAZUREAD_CID={CLIENT_ID}\nAZUREAD_CIS={SECRET}\n"
 @pytest.fixture
 def root(new_root):
     return new_root()
-
-
-def cli(root, *args, input=None, env=None):
-    """The CLI as an administrator runs it, with dnf and rpm set up for this root."""
-    from onedesk_azuread.cli import cli as command
-
-    result = make_runner().invoke(command, ["--root", root.path, *args], input=input,
-                                  env=env or root.env, catch_exceptions=False)
-    assert "Traceback" not in result.stderr
-    return result
 
 
 def assert_no_secret(root, *outputs, secret=SECRET):

@@ -57,7 +57,7 @@ def test_a_key_record_the_tool_did_not_write_is_one_line_naming_it(paths, text):
 
 
 def test_the_journal_moves_through_its_phases_without_the_secret(paths):
-    journal = rotation.start(paths, CLIENT_ID, NAME, [OLD], OLD, True)
+    journal = rotation.start(paths, rotation.Intent(CLIENT_ID, NAME, [OLD], OLD, True))
     assert rotation.load(paths).phase == rotation.ADDING and journal.key_id is None
     journal = rotation.advance(paths, journal, rotation.ADDED, OTHER_SECRET, key_id=KEY,
                                expires="2027-12-02")
@@ -71,7 +71,7 @@ def test_the_journal_moves_through_its_phases_without_the_secret(paths):
 
 
 def test_a_journal_the_tool_cannot_read_is_one_line_naming_it(paths):
-    rotation.start(paths, CLIENT_ID, NAME, [], None, False)
+    rotation.start(paths, rotation.Intent(CLIENT_ID, NAME, [], None, False))
     with open(rotation.path_of(paths), "w") as handle:
         json.dump({"version": 1, "phase": "flying"}, handle)
     with pytest.raises(StateError) as caught:
@@ -83,7 +83,7 @@ def test_a_journal_the_tool_cannot_read_is_one_line_naming_it(paths):
 def test_status_names_what_an_unfinished_rotation_left(paths, settings_path):
     settings_path.write_text(f"AZUREAD_CID={CLIENT_ID}\nAZUREAD_CIS={SECRET}\n")
     settings_path.chmod(0o600)
-    journal = rotation.start(paths, CLIENT_ID, NAME, [OLD], OLD, True)
+    journal = rotation.start(paths, rotation.Intent(CLIENT_ID, NAME, [OLD], OLD, True))
     command = f"onedesk-azuread --root {paths.root} rotate --finish"
     adding = status(paths)
     assert adding.rotation is not None
@@ -109,7 +109,7 @@ def test_status_names_what_an_unfinished_rotation_left(paths, settings_path):
 def test_a_rotation_with_nothing_left_to_do_is_not_unfinished(paths, settings_path):
     settings_path.write_text(f"AZUREAD_CID={CLIENT_ID}\nAZUREAD_CIS={OTHER_SECRET}\n")
     settings_path.chmod(0o600)
-    journal = rotation.start(paths, CLIENT_ID, NAME, [OLD], None, False)
+    journal = rotation.start(paths, rotation.Intent(CLIENT_ID, NAME, [OLD], None, False))
     journal = rotation.advance(paths, journal, rotation.WRITTEN, OTHER_SECRET, key_id=KEY)
     assert journal.left(holds_new=True, in_sync=False)
     assert not journal.left(holds_new=True, in_sync=True)  # no old secret was to be retired

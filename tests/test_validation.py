@@ -1,5 +1,8 @@
 """Every finding: its code, severity, key, line, whether the rewrite repairs it."""
 
+import glob
+import os
+import re
 from datetime import date, timedelta
 
 import pytest
@@ -12,10 +15,9 @@ TODAY = date(2026, 11, 26)
 GOOD = f"AZUREAD_CID={CLIENT_ID}\nAZUREAD_CIS={SECRET}\n"
 
 
-def findings(text, **facts):
+def findings(text, expires=None, today=TODAY, **facts):
     doc = shellfile.parse(text, KEYS, "/root/.OneDesk")
-    facts.setdefault("today", TODAY)
-    return validation.validate(doc, **facts)
+    return validation.validate(doc, validation.FileFacts(**facts), expires=expires, today=today)
 
 
 def only(text, **facts):
@@ -130,3 +132,23 @@ def test_a_statement_the_scanner_cannot_follow_is_an_unsupported_construct_error
     assert "more than 64 levels" in first.message and "bash -n FILE" in first.message
     assert [(f.code, f.key, f.line) for f in found[1:]] == [
         ("unsupported-construct", "AZUREAD_CIS", 3)]
+
+
+def documented_codes():
+    """The first column of the findings table (`| code | severity | ...`) in the docs."""
+    top = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    pages = [os.path.join(top, "README.md")] + glob.glob(os.path.join(top, "docs", "**", "*.md"),
+                                                         recursive=True)
+    codes = set()
+    for page in pages:
+        with open(page, encoding="utf-8") as handle:
+            for table in re.findall(r"^\| code \| severity \|.*\n((?:\|.*\n)+)", handle.read(),
+                                    re.M):
+                for row in table.splitlines()[1:]:
+                    codes.update(re.findall(r"`([a-z-]+)`", row.split(" | ")[0]))
+    return codes
+
+
+def test_every_finding_code_is_documented_and_the_docs_name_no_other():
+    assert len(set(validation.CODES)) == len(validation.CODES)
+    assert documented_codes() == set(validation.CODES)

@@ -50,6 +50,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import namedtuple
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, HERE)
@@ -133,17 +134,26 @@ def paired(first, second, env, pairs, warmup=3):
     return a, b
 
 
-def report(name, a, b, goal, unit="ratio", goal_text=None):
+class Goal(namedtuple("Goal", "limit unit text", defaults=("ratio", None))):
+    """A goal: the median ratio (unit "ratio") or difference ("ms") at most ``limit``;
+    ``text`` says it in the table (None: from the limit)."""
+
+    __slots__ = ()
+
+
+def report(name, a, b, goal):
+    """``goal``: a Goal, or a number (the ratio's limit)."""
+    limit, unit, goal_text = goal if isinstance(goal, Goal) else Goal(goal)
     ma, mb = statistics.median(a) * 1000, statistics.median(b) * 1000
     ratio = statistics.median(x / y for x, y in zip(a, b))
     difference = statistics.median((x - y) * 1000 for x, y in zip(a, b))
     if unit == "ratio":
         value, shown = ratio, f"ratio {ratio:.3f}"
-        goal_text = goal_text or f"ratio <= {goal}"
+        goal_text = goal_text or f"ratio <= {limit}"
     else:
         value, shown = difference, f"{difference:+.1f} ms"
-        goal_text = goal_text or f"<= +{goal} ms"
-    passed = value <= goal
+        goal_text = goal_text or f"<= +{limit} ms"
+    passed = value <= limit
     print(f"{name}: {ma:.1f} ms vs {mb:.1f} ms, median ratio {ratio:.3f}, median difference "
           f"{difference:+.1f} ms over {len(a)} pairs (goal {goal_text}) "
           f"{'ok' if passed else 'OVER GOAL'}")
@@ -324,7 +334,7 @@ def bench_online(env, root):
     try:
         bundle = os.path.join(root, "ca.pem")
         ca.cert_pem.write_to_path(bundle)
-        # Trusted the way an administrator trusts a private CA (as tests/test_online.py).
+        # Trusted the way an administrator trusts a private CA (as tests/conftest.py's azure).
         online_env = {k: v for k, v in env.items() if k not in (
             "CURL_CA_BUNDLE", "SSL_CERT_FILE", "HTTPS_PROXY", "https_proxy", "HTTP_PROXY",
             "http_proxy", "ALL_PROXY", "all_proxy")}
@@ -403,7 +413,7 @@ def bench_plugin(bed, top):
     a, b = paired(base + ["reinstall", "onedesk-db-utils"],
                   base + off + ["reinstall", "onedesk-db-utils"], env, REINSTALL_PAIRS,
                   warmup=1)
-    report("dnf reinstall onedesk-db-utils, plugin on vs off", a, b, 30, unit="ms")
+    report("dnf reinstall onedesk-db-utils, plugin on vs off", a, b, Goal(30, "ms"))
     probe = ("import importlib.util, sys, time, dnf, dnf.transaction\n"
              "spec = importlib.util.spec_from_file_location('plugin', sys.argv[1])\n"
              "module = importlib.util.module_from_spec(spec)\n"
@@ -444,14 +454,13 @@ def bench_dnf5(bed):
         start = statistics.median(wall(hook, os.environ) for _ in range(21)) * 1000
         print(f"onedesk-azuread-dnf5-hook --help in the sid root: median {start:.1f} ms over "
               f"21 runs (each OneDesk transaction starts it three times)")
-        for package, goal, unit, pairs, goal_text in (
-                ("onedesk-db-utils", DNF5_GOAL_MS, "ms", DNF5_PAIRS, None),
-                ("unrelated-tool", 1.03, "ratio", DNF5_UNRELATED_PAIRS, None)):
+        for package, goal, pairs in (
+                ("onedesk-db-utils", Goal(DNF5_GOAL_MS, "ms"), DNF5_PAIRS),
+                ("unrelated-tool", Goal(1.03), DNF5_UNRELATED_PAIRS)):
             a, c, b = interleaved(
                 [dnf5bed.chroot_argv(*root.dnf_argv(*options, "reinstall", package))
                  for options in ((), (click,), (off,))], dict(os.environ), pairs, warmup=1)
-            report(f"dnf5 reinstall {package}, actions file on vs off", a, b, goal, unit=unit,
-                   goal_text=goal_text)
+            report(f"dnf5 reinstall {package}, actions file on vs off", a, b, goal)
             # Printed, not a row of the table: the previous release has no goal to meet.
             print(f"  for comparison, the click CLI's actions file vs off: "
                   f"{statistics.median(c) * 1000:.1f} ms, median ratio "
