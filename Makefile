@@ -155,8 +155,9 @@ demo: deps
 
 # Every figure in one run, then a table; exits 1 when a goal fails. Needs root (the rpm
 # bed, the sid root). Makes build/bench-venv (PyPI's newest click and configobj) once.
+# BENCH_GROUPS="dnf4 dnf5" measures only those groups (tools/bench.py's GROUPS).
 bench: deps
-	$(BIN)/python tools/bench.py
+	$(BIN)/python tools/bench.py $(BENCH_GROUPS)
 
 # The man page and the bash completion from the click commands (tools/gen_docs.py); commit
 # what it writes: tests/test_docs.py fails while the committed copies are stale.

@@ -28,7 +28,11 @@ setup(
         ],
     },
     entry_points={
-        "console_scripts": ["onedesk-azuread = onedesk_azuread.cli:main"],
+        "console_scripts": [
+            "onedesk-azuread = onedesk_azuread.cli:main",
+            # What dnf 5's actions file runs: no click to import, three times a transaction.
+            "onedesk-azuread-dnf5-hook = onedesk_azuread.dnf5hook:main",
+        ],
     },
     classifiers=[
         "Environment :: Console",

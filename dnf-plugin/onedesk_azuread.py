@@ -2,9 +2,13 @@
 # dnf plugin: guard OneDesk's Azure AD sign-in settings when onedesk-db-utils
 # is installed, reinstalled, upgraded or downgraded.
 #
-# A thin adapter over the onedesk_azuread library. Until a transaction
-# installs a trigger package it imports nothing but the standard library and
-# dnf, and reads nothing but its own configuration.
+# A thin adapter over the onedesk_azuread library: every decision is
+# onedesk_azuread.hook's, as for the dnf 5 hook; this module reads its
+# configuration and translates hook's results into dnf's logger and
+# dnf.exceptions.Error. Until a transaction installs a trigger package it
+# imports nothing but the standard library and dnf, and reads nothing but its
+# own configuration (a `file =` other than the default is judged by hook's rule
+# in the first transaction, see _settings_file_problem).
 #
 # The values are never exported into the environment. OneDesk's install
 # scripts read /root/.OneDesk (the vendor's own procedure is "edit the file,
@@ -36,6 +40,7 @@ _BOOLEANS = {'1': True, 'yes': True, 'true': True, 'on': True,
 _INLINE_COMMENT = ' (dnf does not allow comments after a value)'
 
 # The messages both package managers' adapters share are onedesk_azuread.hook's MSG_*.
+LEVELS = {'info': logger.info, 'warning': logger.warning}  # hook.INFO, hook.WARNING
 MSG_RPM_DEBUG = ('onedesk-azuread: rpm debug verbosity traces install scripts with sh -x, which '
                  'would write the Azure AD secret into dnf\'s output, logs and history; '
                  'using rpmverbosity=info for this transaction')
@@ -55,8 +60,6 @@ CONF_REQUIRE = 'require = %r is not a boolean; set require = 0 or require = 1%s'
 CONF_PACKAGES_EMPTY = 'packages is empty; name the trigger packages: packages = onedesk-db-utils'
 CONF_PACKAGES_NAME = ('packages: %r is not a package name; separate the names with spaces or '
                       'commas%s')
-CONF_FILE = ('file = %r is not an absolute path without ".." or control characters; give the '
-             'settings file as seen inside the installroot: file = /root/.OneDesk')
 CONF_UNKNOWN = ('%r is not a setting of this plugin (packages, require, file); correct its '
                 'name or remove it')
 
@@ -79,6 +82,7 @@ class OnedeskAzureAD(dnf.Plugin):
         self.require = False
         self.settings_file = DEFAULT_FILE
         self._conf_problem = None  # (file, problem) of a bad configuration: fail closed
+        self._conf_path = None  # the configuration file named in its problems
         self._conf_files = []  # the configuration files dnf read
         self._packages = []  # NEVRAs of the trigger packages this transaction installs
         self._applied = {}  # the pair checked and written under the lock
@@ -86,15 +90,19 @@ class OnedeskAzureAD(dnf.Plugin):
     def config(self):
         files = [os.path.join(p, self.name + '.conf') for p in self.base.conf.pluginconfpath]
         self._conf_files = [f for f in files if os.path.isfile(f)]  # as read_config reads
-        path = (self._conf_files or files or [self.name + '.conf'])[-1]
+        self._conf_path = (self._conf_files or files or [self.name + '.conf'])[-1]
         try:
             problem = self._read_config()
         except Exception as exc:  # a parse error: dnf would stop every command on it
             problem = CONF_UNREADABLE % exc
-        if problem:
+        self._fail_closed(problem)
+
+    def _fail_closed(self, problem):
+        """Note the configuration's first problem: it stops every guarded transaction."""
+        if problem and not self._conf_problem:
             # Guarded transactions are stopped with the defaults' triggers.
             self.triggers = DEFAULT_TRIGGERS
-            self._conf_problem = (path, problem)
+            self._conf_problem = (self._conf_path, problem)
 
     def _read_config(self):
         """Read the configuration once; return the first problem in it, or None."""
@@ -131,12 +139,20 @@ class OnedeskAzureAD(dnf.Plugin):
         return None
 
     def _take_file(self, value):
-        value = value.strip()
-        # Printable: the path is named in dnf's output and log lines.
-        if not value.startswith('/') or '..' in value.split('/') or not value.isprintable():
-            return CONF_FILE % value
-        self.settings_file = value
-        return None
+        # Judged by hook.settings_path_problem in the first transaction (the last key
+        # read, so still the first problem): the library is not imported here.
+        self.settings_file = value.strip()
+
+    def _settings_file_problem(self):
+        """hook's settings path rule on `file =`; the default needs no library to pass."""
+        if self._conf_problem or self.settings_file == DEFAULT_FILE:
+            return None
+        try:
+            from onedesk_azuread import hook
+        except ImportError:
+            return None  # a guarded transaction stops on it in _guarded; others carry on
+        return hook.settings_path_problem(self.settings_file, 'file = ',
+                                          repr(self.settings_file))
 
     def _refuse_conf_not_root_only(self):
         try:
@@ -157,32 +173,28 @@ class OnedeskAzureAD(dnf.Plugin):
         return Paths.inside(self.base.conf.installroot, self.settings_file)
 
     def _guarded(self, step, recording=False):
-        """Run ``step``; any failure stops dnf with one clear line, never a traceback."""
+        """Run ``step``; any failure stops dnf with hook's one line, never a traceback."""
         try:
             from onedesk_azuread import hook
-            from onedesk_azuread.errors import OnedeskError
         except ImportError as exc:
             raise dnf.exceptions.Error(MSG_LIBRARY % exc) from None
-        failed = hook.MSG_NOT_RECORDED if recording else hook.MSG_FAILED
-        unexpected = hook.MSG_NOT_RECORDED if recording else hook.MSG_UNEXPECTED
         try:
             return step()
         except dnf.exceptions.Error:
             raise
-        except OnedeskError as exc:
-            raise dnf.exceptions.Error(failed % exc) from None
         except Exception as exc:  # dnf would print a traceback and carry on
             logger.debug('onedesk-azuread: %r', type(exc))
-            raise dnf.exceptions.Error(unexpected % type(exc).__name__) from None
+            raise dnf.exceptions.Error(hook.failure_line(exc, recording)) from None
 
     def resolved(self):
         installing = [item.pkg for item in self.base.transaction if item.action in _INSTALLING]
-        self._packages = sorted(f'{pkg.name}-{pkg.evr}.{pkg.arch}' for pkg in installing
-                                if pkg.name in self.triggers)
         # The default triggers too: a configuration someone else wrote could name others.
         if self._conf_files and any(pkg.name in self.triggers or pkg.name in DEFAULT_TRIGGERS
                                     for pkg in installing):
             self._refuse_conf_not_root_only()
+        self._fail_closed(self._settings_file_problem())
+        self._packages = sorted(f'{pkg.name}-{pkg.evr}.{pkg.arch}' for pkg in installing
+                                if pkg.name in self.triggers)
         if self._conf_problem:
             path, problem = self._conf_problem
             if self._packages:
@@ -202,22 +214,13 @@ class OnedeskAzureAD(dnf.Plugin):
         from onedesk_azuread import hook
 
         logger.info(hook.MSG_TRIGGERED, ', '.join(self._packages))
-        paths = self._paths()
-        result = hook.preflight(paths, self.require)
-        if not result.present and not result.blocking:
-            logger.info(hook.MSG_NO_ENTRIES, paths.settings)
+        verdict = hook.verdict(self._paths(), self.require)
+        for level, message in verdict.said:
+            LEVELS[level]('%s', message)
+        if verdict.stop:
+            raise dnf.exceptions.Error(verdict.stop)
+        if not verdict.present:
             self._packages = []  # nothing to check again or record
-            return
-        if not result.present:
-            raise dnf.exceptions.Error(hook.MSG_NO_ENTRIES_REQUIRED % paths.settings)
-        for finding in result.notes:  # warnings (an expiry within 30 days) even with dnf -q
-            log = logger.warning if finding.severity == 'warning' else logger.info
-            log(hook.MSG_NOTE, finding.describe(paths.settings))
-        for finding in result.alerts:
-            logger.warning('%s', hook.alert(paths, finding))
-        if result.blocking:
-            raise dnf.exceptions.Error(
-                hook.blocking_message(paths, result.blocking, paths.root))
 
     def pre_transaction(self):
         if self._packages:
@@ -227,10 +230,7 @@ class OnedeskAzureAD(dnf.Plugin):
         from onedesk_azuread import KEYS, hook
 
         paths = self._paths()
-        try:
-            repaired, self._applied = hook.inject(paths)
-        except hook.Blocked as exc:
-            raise dnf.exceptions.Error(str(exc)) from None
+        repaired, self._applied = hook.inject(paths)  # Blocked: _guarded's one line
         for finding in repaired:
             logger.info(hook.MSG_REPAIRED, finding.code, paths.settings)
         # Scriptlets inherit dnf's environment: a stale export from the shell

@@ -21,7 +21,7 @@ from datetime import date
 
 import click
 
-from . import CLIENT_ID, __version__, fsutil, operations, state
+from . import CLIENT_ID, __version__, fsutil, operations, state, streams
 from .errors import OnedeskError, Refused, RotationFailed, VerificationFailed
 from .paths import Paths
 
@@ -562,81 +562,19 @@ def app_registration_command(url, as_json, as_az):
 @click.pass_context
 def dnf5_hook_command(ctx, callback, action, nevra, pid,  # noqa: PLR0913, PLR0917
                       require, settings_file):
-    """What dnf 5's actions plugin runs (dnf-plugin/onedesk_azuread.actions)."""
+    """What dnf 5's actions plugin ran before onedesk-azuread-dnf5-hook (dnf5hook.main).
+
+    Kept for an actions file edited under an earlier release: it is %config(noreplace), so
+    an upgrade leaves its command lines as they were, and they must keep working.
+    """
     from . import dnf5hook
 
-    click.echo(dnf5hook.run(callback, _paths(ctx).root, action, nevra, pid, require=require,
-                            settings_file=settings_file, say=_say), nl=False)
-
-
-# How an fd that was closed when we started is filled: with /dev/null, opened the wrong way
-# round, so that it is taken (a file we open later can never become fd 1, where a message
-# or a child's output would land in it) and yet every read or write on it fails (EBADF), as
-# on a closed fd. So output that could not be written is an error, never a silent success.
-_STANDARD_FDS = ((0, "stdin", os.O_WRONLY, "r"), (1, "stdout", os.O_RDONLY, "w"),
-                 (2, "stderr", os.O_WRONLY, "w"))
-
-
-def _fill_closed_standard_fds() -> list[int]:
-    """Occupy closed fds 0-2 (see _STANDARD_FDS); return which were closed.
-
-    A closed stderr gets a writable /dev/null: messages are lost either way, and
-    failing to print one must not turn a done job into a failure.
-    """
-    closed = []
-    for fd, name, flags, mode in _STANDARD_FDS:
-        try:
-            os.fstat(fd)
-            continue
-        except OSError:
-            closed.append(fd)
-        opened = os.open(os.devnull, os.O_WRONLY if fd == 2 else flags)
-        if opened != fd:
-            os.dup2(opened, fd)
-            os.close(opened)
-        setattr(sys, name, open(fd, mode, closefd=False, encoding="utf-8",
-                                errors="backslashreplace" if fd == 2 else "strict"))
-    return closed
-
-
-def _flush_stdout() -> bool:
-    """Flush stdout; if that fails, point fd 1 at a writable /dev/null so that what is left
-    in the buffer is dropped at exit instead of failing again (`Exception ignored ...`)."""
-    try:
-        sys.stdout.flush()
-        return True
-    except (AttributeError, OSError, ValueError):
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 1)
-        os.close(devnull)
-        return False
-
-
-def _unencodable(exc: UnicodeEncodeError):
-    """What stdout and stderr write for text their encoding cannot: the bytes of a name
-    the locale could not decode, as they came (surrogateescape); any other character the
-    locale cannot show (a "€" in ISO-8859-1, an "é" in ASCII) as \\u20ac or \\xe9, never
-    a traceback."""
-    import codecs
-
-    bad = exc.object[exc.start:exc.end]
-    if all("\udc80" <= c <= "\udcff" for c in bad):
-        return codecs.lookup_error("surrogateescape")(exc)
-    return codecs.lookup_error("backslashreplace")(exc)
-
-
-def _output_never_fails_on_a_character() -> None:
-    import codecs
-
-    codecs.register_error("onedesk-azuread", _unencodable)
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(AttributeError, ValueError, OSError):  # not a TextIOWrapper
-            stream.reconfigure(errors="onedesk-azuread")
+    call = dnf5hook.Call(callback, _paths(ctx).root, action, nevra, pid, require, settings_file)
+    click.echo(dnf5hook.run(call, say=_say), nl=False)
 
 
 def main() -> None:
-    _fill_closed_standard_fds()
-    _output_never_fails_on_a_character()
+    streams.prepare()
     code = 0
     try:
         cli(prog_name="onedesk-azuread")
@@ -644,6 +582,6 @@ def main() -> None:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except BrokenPipeError:  # a closed stdout (`| head`) is not an error worth a traceback
         code = EXIT_PROBLEM
-    if not _flush_stdout() and code == 0:
+    if not streams.flush_stdout() and code == 0:
         code = EXIT_PROBLEM  # the output that mattered was not written
     sys.exit(code)

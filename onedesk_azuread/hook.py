@@ -1,11 +1,16 @@
 """What a package transaction that installs OneDesk does with the Azure AD entries.
 
-Shared by the dnf 4 plugin (and any dnf 5 hook), which decide themselves, with
-nothing but dnf, whether a transaction installs a trigger package. Here: check
-the entries before anything is downloaded; just before the packages are
-installed, check them again under the write lock and leave the file the
-install scripts source valid and canonical; record what was applied. The
-values are never exported: the scripts read the file. Nothing here imports dnf.
+Every decision of the two package managers' adapters, the dnf 4 plugin
+(dnf-plugin/onedesk_azuread.py) and the dnf 5 hook (dnf5hook.py), which decide
+themselves, with nothing but dnf, whether a transaction installs a trigger
+package, and only translate what this module says into dnf's logger or the
+actions plugin's output lines. Here: which settings path their configuration
+may name; check the entries before anything is downloaded and what to say
+about them (``verdict``); just before the packages are installed, check them
+again under the write lock and leave the file the install scripts source valid
+and canonical; record what was applied; any failure as one line
+(``failure_line``). The values are never exported: the scripts read the file.
+Nothing here imports dnf.
 """
 
 from __future__ import annotations
@@ -13,11 +18,16 @@ from __future__ import annotations
 from collections import namedtuple
 
 from . import CLIENT_ID, KEYS, SECRET, operations, state, validation
-from .errors import Blocked
-from .paths import Paths
+from .errors import Blocked, OnedeskError
+from .paths import DEFAULT_FILE, Paths
 from .validation import Finding
 
 PLUGIN_CONF = "onedesk_azuread.conf"
+
+PREFIX = "onedesk-azuread: "
+# The levels of what the adapters say: dnf's logger.info/warning, the actions plugin's
+# log.INFO=/log.WARNING= lines.
+INFO, WARNING = "info", "warning"
 
 # What both package managers' adapters say (the dnf 4 plugin through dnf's logger, the dnf 5
 # hook through the actions plugin), written once so that both generations say the same.
@@ -39,6 +49,10 @@ MSG_UNEXPECTED = ("onedesk-azuread: unexpected %s while handling the Azure AD se
                   "nothing was installed. Run: onedesk-azuread check")
 MSG_NOT_RECORDED = ("onedesk-azuread: the packages were installed, but what was applied could "
                     "not be recorded (%s); `onedesk-azuread status` will not say \"in sync\"")
+# A settings path the configuration must not name; {option} is how the adapter's
+# configuration spells it (the plugin's `file = `, the actions file's `--settings=`).
+SETTINGS_PATH = ("{option}{value} is not an absolute path without \"..\" or control characters; "
+                 "give the settings file as seen inside the installroot: {option}" + DEFAULT_FILE)
 
 
 # A passed expiry date is an error for `check` and `status`, but never stops the
@@ -46,6 +60,17 @@ MSG_NOT_RECORDED = ("onedesk-azuread: the packages were installed, but what was 
 # includes onedesk-db-utils (security updates too) would not make the secret valid.
 # Nor does an expiry record the tool cannot read: it says nothing about the entries.
 ALERTS = (validation.EXPIRED, validation.EXPIRY_UNREADABLE)
+
+
+def settings_path_problem(value: str, option: str, shown: str) -> str | None:
+    """Why the configuration may not name ``value`` as the settings file, or None.
+
+    It must be absolute and stay inside the installroot (no ".."), and be printable: it is
+    named in dnf's output and log lines. ``shown`` is ``value`` as the message quotes it.
+    """
+    if value.startswith("/") and ".." not in value.split("/") and value.isprintable():
+        return None
+    return SETTINGS_PATH.format(option=option, value=shown)
 
 
 class Preflight(namedtuple("Preflight", "present blocking notes alerts")):
@@ -76,6 +101,43 @@ def preflight(paths: Paths, require: bool) -> Preflight:
     alerts = [f for f in info.findings if f.code in ALERTS]
     notes = [f for f in info.findings if f not in stops and f not in alerts]
     return Preflight(True, stops, notes, alerts)
+
+
+class Verdict(namedtuple("Verdict", "present said stop")):
+    """What an adapter says before a OneDesk transaction downloads anything."""
+
+    __slots__ = ()
+    # present: bool; any Azure AD entry at all (none: nothing to check again or record)
+    # said: list[tuple[str, str]]; (INFO or WARNING, message), in order
+    # stop: str | None; the message that stops the transaction
+
+
+def verdict(paths: Paths, require: bool) -> Verdict:
+    """``preflight``, and what to say about it: the notes at their severity's level
+    (warnings, such as an expiry within 30 days, even with dnf -q), the alerts as warnings
+    (loud, never a stop), and the stop message."""
+    result = preflight(paths, require)
+    if not result.present:
+        if result.blocking:
+            return Verdict(False, [], MSG_NO_ENTRIES_REQUIRED % paths.settings)
+        return Verdict(False, [(INFO, MSG_NO_ENTRIES % paths.settings)], None)
+    said = [(WARNING if finding.severity == "warning" else INFO,
+             MSG_NOTE % finding.describe(paths.settings)) for finding in result.notes]
+    said += [(WARNING, alert(paths, finding)) for finding in result.alerts]
+    stop = blocking_message(paths, result.blocking, paths.root) if result.blocking else None
+    return Verdict(True, said, stop)
+
+
+def failure_line(exc: Exception, recording: bool = False) -> str:
+    """Any failure of a hook step as one line, never a traceback on dnf's terminal:
+    the library's own refusals as they are, anything else by its type's name.
+    ``recording``: the failure came after the packages were installed."""
+    if not isinstance(exc, OnedeskError):
+        return (MSG_NOT_RECORDED if recording else MSG_UNEXPECTED) % type(exc).__name__
+    message = str(exc)
+    if recording:
+        return MSG_NOT_RECORDED % message
+    return message if message.startswith(PREFIX) else MSG_FAILED % message
 
 
 def alert(paths: Paths, finding: Finding) -> str:

@@ -106,9 +106,10 @@ class Dnf5Bed:
         return os.path.join(self.sid, inside.lstrip("/"))
 
     def _install_ours(self):
-        """Our CLI and library where the RPMs put them (the sid root's python3 finds them)."""
+        """Our CLI, the dnf 5 hook and the library where the RPMs put them (the sid root's
+        python3 finds them)."""
         self.ours = []
-        for relative in ("usr/bin/onedesk-azuread",
+        for relative in ("usr/bin/onedesk-azuread", "usr/bin/onedesk-azuread-dnf5-hook",
                          os.path.join(os.path.relpath(self.bed.sitelib, self.bed.unpacked),
                                       "onedesk_azuread")):
             source = os.path.join(self.bed.unpacked, relative)

@@ -1,4 +1,4 @@
-"""dnf 5: the shipped actions file driving `onedesk-azuread dnf5-hook`, with the real dnf5.
+"""dnf 5: the shipped actions file driving `onedesk-azuread-dnf5-hook`, with the real dnf5.
 
 dnf5 and its actions plugin run in a Debian sid root (tests/dnf5bed.py) against
 throw-away installroots; the fixture packages' install scripts record what they
@@ -320,8 +320,9 @@ def test_the_hook_ignores_packages_going_out(tmp_path):
     (tmp_path / "root" / ".OneDesk").write_text(PASTED_ID)
     for action in ("E", "O", "?"):
         for callback in dnf5hook.CALLBACKS:
-            assert dnf5hook.run(callback, str(tmp_path), action, "onedesk-db-utils-1-1.noarch",
-                                "42") == ""
+            call = dnf5hook.Call(callback, str(tmp_path), action, "onedesk-db-utils-1-1.noarch",
+                                 "42")
+            assert dnf5hook.run(call) == ""
     assert sorted(os.listdir(tmp_path)) == ["root"]
 
 
@@ -329,8 +330,8 @@ def test_the_hook_answers_in_one_line_per_message(tmp_path):
     (tmp_path / "root").mkdir()
     (tmp_path / "root" / ".OneDesk").write_text(PASTED_ID + "AZUREAD_CID=x\n")
     said = []
-    text = dnf5hook.run("goal_resolved", str(tmp_path), "I", "onedesk-db-utils-1-1.noarch",
-                        "42", say=said.append)
+    text = dnf5hook.run(dnf5hook.Call("goal_resolved", str(tmp_path), "I",
+                                      "onedesk-db-utils-1-1.noarch", "42"), say=said.append)
     lines = text.splitlines()
     assert all(line.startswith(("stop=", "log.INFO=", "log.WARNING=")) for line in lines)
     stop = [line for line in lines if line.startswith("stop=")]
@@ -348,19 +349,22 @@ def test_a_secret_expiring_soon_is_a_warning_for_dnf5_not_an_info_line(tmp_path)
     (tmp_path / "root" / ".OneDesk").write_text(GOOD)
     soon = date.today() + timedelta(days=10)
     state.save_expiry(str(tmp_path / "var/lib/onedesk-azuread"), SECRET, soon)
-    text = dnf5hook.run("goal_resolved", str(tmp_path), "I", "onedesk-db-utils-1-1.noarch",
-                        "42")
+    text = dnf5hook.run(dnf5hook.Call("goal_resolved", str(tmp_path), "I",
+                                      "onedesk-db-utils-1-1.noarch", "42"))
     warned = [line for line in text.splitlines() if "expires on" in line]
     assert len(warned) == 1 and warned[0].startswith("log.WARNING="), text
     assert "stop=" not in text and SECRET not in text
 
 
 def test_a_bad_call_fails_closed(tmp_path):
-    assert dnf5hook.run("goal_resolved", str(tmp_path), "I", "x", "../1").startswith("stop=")
-    assert dnf5hook.run("pre_transaction", str(tmp_path), "I", "x", "").startswith("error=")
-    assert dnf5hook.run("transaction", str(tmp_path), "I", "x", "1").startswith("error=")
+    def call(callback, pid, **options):
+        return dnf5hook.run(dnf5hook.Call(callback, str(tmp_path), "I", "x", pid, **options))
+
+    assert call("goal_resolved", "../1").startswith("stop=")
+    assert call("pre_transaction", "").startswith("error=")
+    assert call("transaction", "1").startswith("error=")
     for settings in ("root/.OneDesk", "/root/../etc/passwd"):
-        said = dnf5hook.run("goal_resolved", str(tmp_path), "I", "x", "1", settings_file=settings)
+        said = call("goal_resolved", "1", settings_file=settings)
         assert said.startswith("stop=") and "--settings=/root/.OneDesk" in said
     assert os.listdir(tmp_path) == []
 
@@ -369,8 +373,9 @@ def test_a_settings_path_with_control_characters_is_refused_in_one_printable_lin
     (tmp_path / "root").mkdir()
     (tmp_path / "root" / ".OneDesk").write_text(GOOD)
     said = []
-    text = dnf5hook.run("goal_resolved", str(tmp_path), "I", "x", "1",
-                        settings_file="/root/.One\x1b[2J\x00Desk", say=said.append)
+    text = dnf5hook.run(dnf5hook.Call("goal_resolved", str(tmp_path), "I", "x", "1",
+                                      settings_file="/root/.One\x1b[2J\x00Desk"),
+                        say=said.append)
     assert text.count("\n") == 1 and text.startswith("stop=")
     assert "--settings=/root/.One\\x1b[2J\\x00Desk is not an absolute path" in text
     assert text[:-1].isprintable() and said == []
@@ -386,8 +391,8 @@ def test_the_shipped_lines_guard_only_packages_coming_in_and_carry_nothing_secre
         # The command line (visible in ps) holds the root, the package and dnf 5's pid.
         assert set(re.findall(r"\$\{([^}]*)\}", command)) == {
             "conf.installroot", "pkg.action", "pkg.nevra", "pid"}
-        assert command.split()[:3] == ["/usr/bin/onedesk-azuread", "--root=${conf.installroot}",
-                                       "dnf5-hook"]
+        assert command.split()[:2] == ["/usr/bin/onedesk-azuread-dnf5-hook",
+                                       "--root=${conf.installroot}"]
         assert callback in command.split()
 
 

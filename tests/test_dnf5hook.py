@@ -44,8 +44,8 @@ def state_dir(sysroot):
 def call(sysroot, callback, pid=None, nevra=NEVRA):
     """One callback as dnf 5 runs it: (its stdout lines, what it said on stderr)."""
     said = []
-    text = dnf5hook.run(callback, str(sysroot), "I", nevra, str(pid or os.getpid()),
-                        say=said.append)
+    call = dnf5hook.Call(callback, str(sysroot), "I", nevra, str(pid or os.getpid()))
+    text = dnf5hook.run(call, say=said.append)
     lines = text.splitlines()
     assert SECRET not in text and all(SECRET not in line for line in said)
     return lines, said
@@ -226,8 +226,8 @@ def test_a_hand_off_directory_of_another_user_is_refused(sysroot, elsewhere):
 def test_a_hand_off_from_a_fresh_root_under_umask_000_opens_no_parent(sysroot):
     # The state directory's parents (var, var/lib) are the tool's to create in a fresh root.
     code = ("import os, sys; os.umask(0); from onedesk_azuread import dnf5hook; "
-            "print(dnf5hook.run('pre_transaction', sys.argv[1], 'I', 'p-1-1.noarch', "
-            "str(os.getpid())))")
+            "print(dnf5hook.run(dnf5hook.Call('pre_transaction', sys.argv[1], 'I', "
+            "'p-1-1.noarch', str(os.getpid()))))")
     done = subprocess.run([sys.executable, "-c", code, str(sysroot)], capture_output=True,
                           text=True, check=False, timeout=60)
     assert done.returncode == 0 and "error=" not in done.stdout, done.stdout + done.stderr
@@ -237,3 +237,49 @@ def test_a_hand_off_from_a_fresh_root_under_umask_000_opens_no_parent(sysroot):
     for base, directories, files in os.walk(sysroot / STATE):
         for name in directories + files:
             assert not os.lstat(os.path.join(base, name)).st_mode & 0o077, name
+
+
+# --- the command the actions file runs -----------------------------------------------------
+
+def hook_command(sysroot, *args):
+    """`onedesk-azuread-dnf5-hook` as the shipped actions file runs it, in a process of its
+    own: (exit code, stdout, stderr, whether click was imported)."""
+    probe = ("import sys\n"
+             "from onedesk_azuread import dnf5hook\n"
+             "code = dnf5hook.main(sys.argv[1:])\n"
+             "sys.stderr.write('click imported: %s' % ('click' in sys.modules))\n"
+             "sys.exit(code)\n")
+    done = subprocess.run([sys.executable, "-c", probe, f"--root={sysroot}", *args],
+                          capture_output=True, text=True, check=False)
+    *said, imported = done.stderr.split("\n")
+    return done.returncode, done.stdout, "\n".join(said), imported == "click imported: True"
+
+
+def test_the_hook_command_answers_without_click_as_the_click_command_did(sysroot):
+    (sysroot / "root" / ".OneDesk").write_text(GOOD + "AZUREAD_CID={x}\n")
+    args = ("--require=0", "--settings=/root/.OneDesk", "goal_resolved", "I", NEVRA, "42")
+    code, out, said, imported = hook_command(sysroot, *args)
+    assert code == 0 and not imported
+    # Options as click took them too: spaced, and a boolean in click's words.
+    spaced = ("--require", "no", "--settings", "/root/.OneDesk", *args[2:])
+    assert hook_command(sysroot, *spaced)[:2] == (0, out)
+    assert out.startswith("log.INFO=onedesk-azuread: checking the Azure AD settings for ")
+    assert out.splitlines()[-1].startswith("stop=onedesk-azuread: ")
+    assert "checking the Azure AD settings" in said
+    # The hidden click command stays for actions files edited under an earlier release.
+    old = subprocess.run([sys.executable, "-c", "from onedesk_azuread.cli import main; main()",
+                          f"--root={sysroot}", "dnf5-hook", *args],
+                         capture_output=True, text=True, check=False)
+    assert (old.returncode, old.stdout, old.stderr) == (0, out, said + "\n")
+
+
+@pytest.mark.parametrize("args", [
+    ("--require=perhaps", "goal_resolved", "I", NEVRA, "42"),
+    ("--unknown=1", "goal_resolved", "I", NEVRA, "42"),
+    ("goal_resolved", "I", NEVRA),
+    ("goal_resolved", "I", NEVRA, "42", "--settings"),
+])
+def test_a_bad_hook_command_line_is_a_usage_error_that_stops_dnf5(sysroot, args):
+    code, out, said, _ = hook_command(sysroot, *args)
+    assert (code, out) == (2, "")  # with raise_error=1, dnf 5 stops on the exit code
+    assert said.startswith("usage: onedesk-azuread-dnf5-hook")

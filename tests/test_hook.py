@@ -97,3 +97,46 @@ def test_a_statement_nested_too_deeply_stops_in_one_finding_not_a_recursion_erro
     assert found.present
     assert [(f.code, f.key, f.line) for f in found.blocking] == [
         ("unsupported-construct", None, 2), ("unsupported-construct", "AZUREAD_CIS", 3)]
+
+
+# --- what both package managers' adapters say -----------------------------------------------
+
+def test_the_settings_path_rule_names_the_option_as_each_configuration_spells_it():
+    for good in ("/root/.OneDesk", "/srv/one desk/.OneDesk", "/root/..OneDesk"):
+        assert hook.settings_path_problem(good, "file = ", repr(good)) is None
+    for bad in ("root/.OneDesk", "/root/../etc/passwd", "/root/.One\x1bDesk", ""):
+        problem = hook.settings_path_problem(bad, "--settings=", bad)
+        assert problem.startswith(f"--settings={bad} is not an absolute path without \"..\"")
+        assert problem.endswith("as seen inside the installroot: --settings=/root/.OneDesk")
+
+
+def test_the_verdict_says_notes_at_their_level_alerts_as_warnings_and_the_stop(paths):
+    write_settings(paths, "OTHER_SETTING=kept\n")
+    assert hook.verdict(paths, require=False) == hook.Verdict(
+        False, [(hook.INFO, hook.MSG_NO_ENTRIES % paths.settings)], None)
+    assert hook.verdict(paths, require=True) == hook.Verdict(
+        False, [], hook.MSG_NO_ENTRIES_REQUIRED % paths.settings)
+    write_settings(paths, GOOD.replace("\n", "\r\n"))
+    state.save_expiry(paths.state_dir, SECRET, date.today() - timedelta(days=1))
+    said = hook.verdict(paths, require=True)
+    assert said.present and said.stop is None
+    *notes, passed = said.said
+    assert {level for level, _ in notes} == {hook.INFO} and "(CRLF)" in notes[0][1]
+    assert passed[0] == hook.WARNING and "installing anyway" in passed[1]
+    write_settings(paths, GOOD.replace(SECRET, SECRET_ID))
+    stopped = hook.verdict(paths, require=False)
+    assert stopped.present and stopped.stop.startswith("onedesk-azuread: ")
+    assert "nothing was installed" in stopped.stop and SECRET_ID not in stopped.stop
+
+
+def test_any_failure_is_one_line_saying_who_speaks_once():
+    from onedesk_azuread.errors import Blocked, StateError
+
+    assert hook.failure_line(StateError("/x: cannot write: No space")) == (
+        "onedesk-azuread: /x: cannot write: No space")
+    assert hook.failure_line(Blocked("onedesk-azuread: stop")) == "onedesk-azuread: stop"
+    assert hook.failure_line(KeyError("secret")) == hook.MSG_UNEXPECTED % "KeyError"
+    assert "secret" not in hook.failure_line(KeyError("secret"))
+    assert hook.failure_line(StateError("/x: gone"), recording=True) == (
+        hook.MSG_NOT_RECORDED % "/x: gone")
+    assert hook.failure_line(KeyError(), recording=True) == hook.MSG_NOT_RECORDED % "KeyError"
