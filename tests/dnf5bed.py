@@ -32,6 +32,12 @@ SUITE, MIRROR = "sid", "http://deb.debian.org/debian"
 # python3 with click and configobj so that our CLI, the hook dnf5 runs, runs in the root.
 PACKAGES = ("dnf5", "libdnf5-2", "rpm", "createrepo-c", "busybox-static", "python3",
             "python3-click", "python3-configobj")
+# The same root runs the suite on sid's Python (`make test-py314`), with Debian's own
+# msal and test tools, and the dnf 4 bed with python3-dnf and sid's rpmbuild (`make rpm`
+# there): one sid root for both, made once.
+PACKAGES += ("python3-msal", "python3-pytest", "python3-hypothesis", "python3-trustme",
+             "python3-dnf", "dnf", "rpm2cpio", "cpio", "make", "groff-base", "mandoc", "mount",
+             "python3-setuptools")
 ACTIONS_FILE = os.path.join(HERE, "dnf-plugin", "onedesk_azuread.actions")
 ACTIONS_NAME = "onedesk_azuread.actions"
 # The sid root's environment for dnf5: nothing of the test process's (PYTHONPATH, proxies).
