@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
 .PHONY: all deps system-deps venv floor lint test test-floor debian11 test-py39 test-debian11 \
-	test-debian12 test-debian13 demo bench clean tarball srpm rpm rpmlint docs
+	sid test-py314 test-debian12 test-debian13 demo bench clean tarball srpm rpm rpmlint docs
 
 all: test
 
@@ -54,7 +54,7 @@ HOST_TOOLS := --deselect-fixture=promtool --deselect-fixture=systemd_analyze
 
 test: deps lint rpmlint
 	$(BIN)/python $(PYTEST) $(PYTEST_ARGS)
-	$(MAKE) test-floor test-py39 test-debian11
+	$(MAKE) test-floor test-py39 test-debian11 test-py314
 
 test-floor: floor
 	PYTHONPATH=$(CURDIR) $(FLOOR_VENV)/bin/python $(PYTEST) -q -p no:cacheprovider $(HOST_ONLY) \
@@ -90,6 +90,20 @@ DEBIAN11_NOT := --deselect-fixture=dnf5bed $(HOST_ONLY) $(HOST_TOOLS)
 test-debian11: debian11
 	$(DEBIAN_ROOT) run $(DEBIAN11) python3 $(PYTEST) -p no:cacheprovider --bed=only \
 		$(DEBIAN11_NOT) $(PYTEST_ARGS)
+
+# --- Where Fedora is going: Python 3.14, rpm 6.1 and dnf 4.24, in Debian sid ------------------
+# The sid root the dnf 5 bed makes (tests/dnf5bed.py: one root, made once, cached in
+# build/dnf5-sid), whose package list has Debian's own click, configobj, msal and test tools,
+# python3-dnf and rpmbuild. The suite runs there on sid's system Python: the unit, CLI and
+# online suites and the dnf 4 bed (`make rpm` with rpm 6.1's rpmbuild, the plugin in dnf
+# 4.24), not dnf 5's bed, which is this very root seen from outside.
+SID := build/dnf5-sid
+sid: system-deps
+	$(PYTHON) -m tests.dnf5bed
+
+test-py314: sid
+	$(DEBIAN_ROOT) run $(SID) python3 $(PYTEST) -p no:cacheprovider --deselect-fixture=dnf5bed \
+		$(HOST_ONLY) $(HOST_TOOLS) $(PYTEST_ARGS)
 
 # --- Fresh machines, for real (developer checks, not part of `make test`) -----------------
 # A debootstrap'd Debian 13 (or 12) root, this machine's CA certificates and pip settings,
@@ -142,12 +156,22 @@ rpm: $(TARBALL)
 
 # rpmlint opens an rpm database under $$HOME: give it a private one. Filters every rpmlint
 # needs are in the rpmlintrc (checked for use); those only some versions need, in the TOML.
-rpmlint: rpm
+RPMLINT_ARGS := -c specs/onedesk-azuread.rpmlint.toml -r specs/onedesk-azuread.rpmlintrc \
+	specs/onedesk-azuread.spec dist/$(NAME)-$(VERSION)-*.rpm \
+	dist/python3-dnf-plugin-$(NAME)-$(VERSION)-*.rpm
+# Beside the machine's Debian rpmlint (2.4 or 2.7), the current one from PyPI, pinned: what
+# Fedora's reviewers run. Its venv sees the system Python's rpm bindings, which it needs.
+RPMLINT_PYPI := rpmlint==2.10.0
+RPMLINT_VENV := build/rpmlint-venv
+$(RPMLINT_VENV)/.installed: Makefile
+	$(PYTHON) -m venv --system-site-packages $(RPMLINT_VENV)
+	$(RPMLINT_VENV)/bin/python -m pip install -q $(RPMLINT_PYPI)
+	touch $@
+
+rpmlint: rpm $(RPMLINT_VENV)/.installed
 	mkdir -p build/rpmlint-home
-	HOME=$(CURDIR)/build/rpmlint-home rpmlint -c specs/onedesk-azuread.rpmlint.toml \
-		-r specs/onedesk-azuread.rpmlintrc \
-		specs/onedesk-azuread.spec dist/$(NAME)-$(VERSION)-*.rpm \
-		dist/python3-dnf-plugin-$(NAME)-$(VERSION)-*.rpm
+	HOME=$(CURDIR)/build/rpmlint-home rpmlint $(RPMLINT_ARGS)
+	HOME=$(CURDIR)/build/rpmlint-home $(RPMLINT_VENV)/bin/rpmlint $(RPMLINT_ARGS)
 
 demo: deps
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash tools/demo.sh

@@ -33,6 +33,12 @@ SUITE, MIRROR = "sid", "http://deb.debian.org/debian"
 # python3 with click and configobj so that our CLI, the hook dnf5 runs, runs in the root.
 PACKAGES = ("dnf5", "libdnf5-2", "rpm", "createrepo-c", "busybox-static", "python3",
             "python3-click", "python3-configobj")
+# The same root runs the suite on sid's Python (`make test-py314`), with Debian's own
+# msal and test tools, and the dnf 4 bed with python3-dnf and sid's rpmbuild (`make rpm`
+# there): one sid root for both, made once.
+PACKAGES += ("python3-msal", "python3-pytest", "python3-hypothesis", "python3-trustme",
+             "python3-dnf", "dnf", "rpm2cpio", "cpio", "make", "groff-base", "mandoc", "mount",
+             "python3-setuptools")
 ACTIONS_FILE = os.path.join(HERE, "dnf-plugin", "onedesk_azuread.actions")
 ACTIONS_NAME = "onedesk_azuread.actions"
 # The sid root's environment for dnf5: nothing of the test process's (PYTHONPATH, proxies).
@@ -50,6 +56,14 @@ def _mmdebstrap():
         run(["apt-get", "install", "-y", "-q", "mmdebstrap"], env=env)
 
 
+def remove_root(path):
+    """rm -rf ``path``, never through a mount: `make test-py314` mounts the host's /proc, /sys
+    and /dev in the sid root, and a run killed with SIGKILL leaves them mounted there."""
+    removed = run(["bash", os.path.join(HERE, "tools", "debian-root.sh"), "remove", path],
+                  check=False)
+    assert removed.returncode == 0, removed.stderr[-3000:]
+
+
 def sid_root(path=CACHE):
     """The cached sid root with dnf5, made when missing or incomplete (about 35 s)."""
     key = " ".join(PACKAGES) + "\n"
@@ -61,7 +75,7 @@ def sid_root(path=CACHE):
             if handle.read() == key:
                 return path
         _mmdebstrap()
-        shutil.rmtree(path, ignore_errors=True)
+        remove_root(path)
         made = run(["mmdebstrap", "--variant=essential", "--mode=root", "--quiet",
                     "--aptopt=Acquire::Check-Valid-Until \"false\"",
                     "--include=" + ",".join(PACKAGES), SUITE, path, MIRROR], check=False)

@@ -16,7 +16,7 @@ import pytest
 from onedesk_azuread import dnf5hook
 
 from .conftest import CLIENT_ID, OTHER_SECRET, SECRET, SECRET_ID
-from .dnf5bed import ACTIONS_FILE, PROC_NEW_PIDS, PROC_NONE, Dnf5Bed, Root
+from .dnf5bed import ACTIONS_FILE, PROC_NEW_PIDS, PROC_NONE, Dnf5Bed, Root, remove_root
 from .rpmbed import HERE, ONEDESK, run
 
 GOOD = f"OTHER_SETTING=kept\nAZUREAD_CID={CLIENT_ID}\nAZUREAD_CIS={SECRET}\n"
@@ -470,3 +470,21 @@ def test_an_unreadable_expiry_record_warns_and_never_stops_dnf5(root, content):
     assert [f["code"] for f in json.loads(check.stdout)["findings"]] == ["expiry-unreadable"]
     with open(path) as handle:
         assert handle.read() == content  # reported, never rewritten
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounts need root (CI runs as root)")
+def test_a_root_made_again_is_removed_without_reaching_through_its_mounts(tmp_path):
+    """A killed `make test-py314` leaves the host's /dev mounted in the sid root: making the
+    root again unmounts it first and deletes nothing of the host's."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "kept").write_text("the host's\n")
+    root = tmp_path / "root"
+    (root / "dev").mkdir(parents=True)
+    run(["mount", "--bind", str(outside), str(root / "dev")])
+    try:
+        remove_root(str(root))
+    finally:
+        run(["umount", "-l", str(root / "dev")], check=False)
+    assert (outside / "kept").exists()
+    assert not root.exists()

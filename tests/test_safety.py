@@ -115,7 +115,9 @@ def test_full_filesystem(small_fs):
     path = small_fs / "root" / ".OneDesk"
     path.write_bytes(b"# padding\n" * 2000)  # 20 kB that must be written twice (file + backup)
     filler = small_fs / "filler"
-    with open(filler, "wb") as handle:
+    # Unbuffered: Python 3.14's larger default buffer would keep the 64 kB in memory and
+    # fail only at close(), outside the try.
+    with open(filler, "wb", buffering=0) as handle:
         try:
             handle.write(b"\0" * (64 * 1024))
         except OSError:

@@ -9,6 +9,7 @@
 #   tools/debian-root.sh run ROOT COMMAND...
 #       Run COMMAND as root inside ROOT, in /src: a fresh copy of this working tree
 #       (tracked and untracked files that git does not ignore; never build leftovers).
+#       ROOT is one `build` made, or the sid root of the dnf 5 bed (tests/dnf5bed.py).
 #   tools/debian-root.sh machine ROOT SUITE
 #       What CI does on a fresh Debian SUITE machine, for real: a fresh root (copied from a
 #       cached debootstrap in ROOT.base) with this machine's CA certificates and pip
@@ -190,7 +191,9 @@ copy_tree() {
 run() {
     local root
     root=$(realpath -m "$1"); shift
-    [ -f "$root/.ready" ] || die "$root is not a finished root: make it with '$0 build' first"
+    # .ready: a root this script built; .onedesk-dnf5-bed: the sid root tests/dnf5bed.py made.
+    [ -f "$root/.ready" ] || [ -f "$root/.onedesk-dnf5-bed" ] \
+        || die "$root is not a finished root: make it with '$0 build' first"
     unmount_under "$root"
     remove "$root/src"
     remove "$root/tmp/pytest-of-root"
