@@ -8,6 +8,7 @@ settings file's entries, so it never holds our secret.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -207,8 +208,6 @@ class Az:
         return proc.stdout
 
     def _json(self, what: str, args: list[str]):
-        import json
-
         out = self._run(what, args)
         try:
             return json.loads(out)

@@ -10,6 +10,7 @@ arguments only, never a setting's value.
 
 from __future__ import annotations
 
+import fcntl
 import os
 from collections import namedtuple
 from datetime import datetime, timezone
@@ -175,8 +176,6 @@ def unlock(fd: int) -> None:
 
 def running(paths: Paths) -> bool:
     """Is an apply running now (holding the lock)?"""
-    import fcntl
-
     try:
         fd = os.open(_lock_path(paths), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
     except OSError:

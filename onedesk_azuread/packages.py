@@ -4,8 +4,11 @@ may run from a virtualenv)."""
 from __future__ import annotations
 
 import os
+import select
 import shlex
+import signal
 import subprocess
+import tempfile
 from collections import namedtuple
 from collections.abc import Callable, Sequence
 
@@ -97,9 +100,6 @@ def dnf_live(root: str, *args: str, line: Callable[[str], None],
     (an exception while waiting), dnf is stopped before the exception goes on.
     ``pass_fds`` stay open in dnf (a lock that must outlive a killed caller).
     """
-    import select
-    import tempfile
-
     argv = dnf_command(root) + list(args)
     # dnf is Python: unbuffered, its lines arrive as it prints them, not in 8 KiB blocks.
     env = dict(os.environ, PYTHONUNBUFFERED="1")
@@ -161,8 +161,6 @@ def _drain(fd: int) -> None:
 
 def _stop(proc: subprocess.Popen) -> None:
     """End dnf (and anything it started) after the caller was interrupted."""
-    import signal
-
     if proc.poll() is None:
         try:
             os.killpg(proc.pid, signal.SIGTERM)

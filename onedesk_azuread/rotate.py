@@ -28,6 +28,7 @@ from . import (
     rotation,
     shellfile,
     state,
+    status,
     validation,
 )
 from . import journal as journal_module
@@ -274,8 +275,6 @@ def _check_current(paths: Paths, today: date | None) -> tuple[str, str, date | N
 
 
 def _in_sync(paths: Paths) -> bool:
-    from . import status
-
     return status.status(paths, unfinished_too=False).sync == state.IN_SYNC
 
 

@@ -18,6 +18,8 @@ settings file holds it without storing it.
 
 from __future__ import annotations
 
+import fcntl
+import hmac
 import os
 from collections import namedtuple
 from datetime import datetime, timezone
@@ -25,6 +27,7 @@ from datetime import datetime, timezone
 from . import state
 from .errors import StateError
 from .paths import Paths
+from .validation import secret_hint
 
 JOURNAL_FILE = "rotate.json"
 KEY_FILE = "key.json"
@@ -115,8 +118,6 @@ class Journal(namedtuple("Journal", "path record")):
 
     def holds(self, secret: str | None) -> bool:
         """Is ``secret`` the new secret this rotation created?"""
-        import hmac
-
         salt, mark = self.record.get("salt"), self.record.get("fingerprint")
         if not (secret and salt and mark):
             return False
@@ -209,8 +210,6 @@ def advance(paths: Paths, journal: Journal, phase: str, secret: str | None = Non
     """Record that ``phase`` begins; ``secret`` (the new one) is kept as a salted HMAC only."""
     record = dict(journal.record, phase=phase, updated=_now(), **fields)
     if secret is not None:
-        from .validation import secret_hint
-
         salt = state.new_salt()
         record.update(salt=salt, fingerprint=state.fingerprint(salt, journal.client_id, secret),
                       secret_hint=secret_hint(secret))
@@ -246,8 +245,6 @@ def forget(paths: Paths) -> None:
 
 def running(paths: Paths) -> bool:
     """Is a rotation running now (holding rotate.lock)?"""
-    import fcntl
-
     try:
         fd = os.open(os.path.join(paths.state_dir, LOCK_FILE),
                      os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
@@ -276,8 +273,6 @@ def save_key(state_dir: str, client_id: str, secret: str, key_id: str,
 
 def load_key(state_dir: str, client_id: str, secret: str) -> str | None:
     """The key id this server recorded for this very pair, or None."""
-    import hmac
-
     path = os.path.join(state_dir, KEY_FILE)
     fix = BAD_KEY_RECORD.format(path=path)
     record = state._load(path, FIX_KEY)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import time
 from collections import namedtuple
 from urllib.parse import urlsplit  # cheap: no ipaddress, no socket
@@ -271,8 +272,6 @@ def verify(client_id: str, secret: str, authority: Authority) -> Result:
     The work runs in a daemon thread joined with a deadline, so even a server
     that trickles bytes cannot hold the caller past ``timeout`` plus a margin.
     """
-    import threading  # here, not at the top: the CLI imports this module for its constants
-
     timeout = authority.timeout
     deadline = time.monotonic() + timeout
     outcome = []
