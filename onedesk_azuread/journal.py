@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import fcntl
 import os
-from collections import namedtuple
 from datetime import datetime, timezone
+from typing import NamedTuple
 
 from . import fsutil, state
 from .errors import StateError
@@ -44,12 +44,11 @@ BUSY = ("another onedesk-azuread apply is running (it holds {path}); wait for it
         "then run: onedesk-azuread status")
 
 
-class Journal(namedtuple("Journal", "path record")):
+class Journal(NamedTuple):
     """An apply's journal as read from the state directory."""
 
-    __slots__ = ()
-    # path: str
-    # record: dict; see start()
+    path: str
+    record: dict  # see start()
 
     @property
     def phase(self) -> str:

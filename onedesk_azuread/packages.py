@@ -9,8 +9,8 @@ import shlex
 import signal
 import subprocess
 import tempfile
-from collections import namedtuple
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 from .errors import OnedeskError
 
@@ -22,14 +22,13 @@ DNF_ENV = "ONEDESK_AZUREAD_DNF"
 NEVRA_FORMAT = "%{NAME} %{NAME}-%|EPOCH?{%{EPOCH}:}:{}|%{VERSION}-%{RELEASE}.%{ARCH}\\n"
 
 
-class Completed(namedtuple("Completed", "argv returncode stdout stderr")):
+class Completed(NamedTuple):
     """A finished rpm or dnf command."""
 
-    __slots__ = ()
-    # argv: list[str]
-    # returncode: int
-    # stdout: str
-    # stderr: str
+    argv: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
 
     def last_error(self) -> str:
         """dnf's or rpm's own last words, for a one-line explanation."""

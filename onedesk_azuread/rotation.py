@@ -21,8 +21,8 @@ from __future__ import annotations
 import fcntl
 import hmac
 import os
-from collections import namedtuple
 from datetime import datetime, timezone
+from typing import NamedTuple
 
 from . import state
 from .errors import StateError
@@ -73,12 +73,11 @@ FIX_FORGET = "finish it with: {command}{retire}"
 FIX_FORGET_RETIRE = " (retires the old secret {old}, then forgets it)"
 
 
-class Journal(namedtuple("Journal", "path record")):
+class Journal(NamedTuple):
     """A rotation's journal as read from the state directory."""
 
-    __slots__ = ()
-    # path: str
-    # record: dict; see start()
+    path: str
+    record: dict  # see start()
 
     @property
     def phase(self) -> str:
@@ -182,15 +181,14 @@ def finish_command(root: str, settings: str | None = None) -> str:
     return " ".join([*words, "rotate", "--finish"])
 
 
-class Intent(namedtuple("Intent", "client_id display_name before old_key retire")):
+class Intent(NamedTuple):
     """What a rotation sets out to do, journalled before it begins."""
 
-    __slots__ = ()
-    # client_id: str; the app
-    # display_name: str; the new secret's
-    # before: list[str]; the key ids the app has before it
-    # old_key: str | None; the old key it will retire (None: none)
-    # retire: bool; it was asked to retire the old secret
+    client_id: str  # the app
+    display_name: str  # the new secret's
+    before: list[str]  # the key ids the app has before it
+    old_key: str | None  # the old key it will retire (None: none)
+    retire: bool  # it was asked to retire the old secret
 
 
 def start(paths: Paths, intent: Intent) -> Journal:
