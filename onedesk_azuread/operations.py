@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import pwd
 import stat
-from collections import namedtuple
+from collections import namedtuple  # not typing.NamedTuple: 4-20 ms more for the dnf hooks
 from collections.abc import Callable
 from datetime import date
 

@@ -11,7 +11,7 @@ file-level findings come from the parser's facts.
 
 from __future__ import annotations
 
-from collections import namedtuple
+from collections import namedtuple  # not typing.NamedTuple: 4-20 ms more for the dnf hooks
 from datetime import date
 
 from . import CLIENT_ID, KEYS, SECRET, shellfile
