@@ -8,13 +8,14 @@ settings file's entries, so it never holds our secret.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
 import shutil
 import subprocess
-from collections import namedtuple
 from datetime import date, datetime, timedelta, timezone
+from typing import NamedTuple
 
 from . import KEYS
 from .errors import AzError
@@ -33,15 +34,14 @@ TIMED_OUT = "`az {what}` did not finish within {seconds:g} s"
 BAD_OUTPUT = "`az {what}` printed something that is not the JSON the Azure CLI prints ({why})"
 
 
-class Credential(namedtuple("Credential", "key_id hint display_name start end")):
+class Credential(NamedTuple):
     """One entry of an app's passwordCredentials (as `az ad app credential list` prints it)."""
 
-    __slots__ = ()
-    # key_id: str; the Secret ID (a GUID)
-    # hint: str | None; the secret's first 3 characters
-    # display_name: str | None
-    # start: datetime | None; startDateTime (UTC)
-    # end: datetime | None; endDateTime (UTC)
+    key_id: str  # the Secret ID (a GUID)
+    hint: str | None  # the secret's first 3 characters
+    display_name: str | None
+    start: datetime | None  # startDateTime (UTC)
+    end: datetime | None  # endDateTime (UTC)
 
     @property
     def last_day(self) -> date | None:
@@ -207,8 +207,6 @@ class Az:
         return proc.stdout
 
     def _json(self, what: str, args: list[str]):
-        import json
-
         out = self._run(what, args)
         try:
             return json.loads(out)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 from collections import namedtuple
 
 from .errors import BashUnavailable, OnedeskError
@@ -92,7 +93,6 @@ def check(text: str) -> Unparsable | None:
 
 
 def _ask(text: str) -> Unparsable | None:
-    import subprocess  # late: `show` never runs bash
 
     bash = find_bash()
     argv = ["bash", "-n", "/dev/stdin"] if os.path.exists("/dev/stdin") else ["bash", "-n"]

@@ -4,10 +4,8 @@ Each command parses its options, makes one library call and prints the record
 it gets back (its ``lines()``, or ``as_dict()`` with --json). A command's function
 takes one parameter per option, as click passes them: the only functions exempt
 (noqa) from the lint rule against long parameter lists. Data goes to stdout,
-messages to stderr (--quiet: errors only). json, verify and the
-registration data are imported by the commands that use them, to keep `show`
-as quick as a bare click program (`make bench`). Exit codes: 0 success, 1
-problem found or operation failed, 2 usage error, 3 could not check (network).
+messages to stderr (--quiet: errors only). Exit codes: 0 success, 1 problem
+found or operation failed, 2 usage error, 3 could not check (network).
 """
 
 from __future__ import annotations
@@ -25,6 +23,11 @@ from . import CLIENT_ID, __version__, fsutil, operations, state, streams
 from .errors import OnedeskError, Refused, RotationFailed, VerificationFailed
 from .paths import Paths
 
+# A command that needs more than `show` imports it where it starts (verify, status, apply,
+# rotate, watch, registration): imported here, they and what they import (subprocess,
+# tempfile, hmac, urllib.parse) take `show` from 1.18 to 1.75 times a bare
+# `import click, configobj` (make bench, a fresh venv).
+
 EXIT_PROBLEM = 1
 # The Azure clouds' names and the online check's default time, without importing verify
 # on `show`'s path (tests/test_cli.py checks they agree with verify's).
@@ -37,57 +40,8 @@ class _Output:
     level = NORMAL  # set once per run by the group's --quiet/--verbose
 
 
-# click's own help and version options and click.Path translate their texts with gettext,
-# which imports locale and looks for message catalogs on every start: about 2 ms of a
-# `show` that should cost no more than a bare click program (`make bench`). These are the
-# same options and type with their texts given.
-HELP_TEXT = "Show this message and exit."
-VERSION_TEXT = "Show the version and exit."
-
-
-def _show_help(ctx: click.Context, param, value: bool) -> None:
-    if value and not ctx.resilient_parsing:
-        click.echo(ctx.get_help(), color=ctx.color)
-        ctx.exit()
-
-
-def _show_version(ctx: click.Context, param, value: bool) -> None:
-    if value and not ctx.resilient_parsing:
-        click.echo(f"onedesk-azuread, version {__version__}", color=ctx.color)
-        ctx.exit()
-
-
-class _Command(click.Command):
-    def get_help_option(self, ctx: click.Context):
-        names = self.get_help_option_names(ctx)
-        if not names or not self.add_help_option:
-            return None
-        # One object per command, as click >= 8.1.8 keeps it: the eager callbacks' order
-        # relies on it.
-        if getattr(self, "_help", None) is None:
-            self._help = click.Option(names, is_flag=True, is_eager=True, expose_value=False,
-                                      callback=_show_help, help=HELP_TEXT)
-        return self._help
-
-
-class _PathName(click.ParamType):
-    """A file (or, with ``file_okay=False``, a directory) name, as given, like
-    click.Path(exists=False); the library checks it where it opens it."""
-
-    def __init__(self, file_okay: bool = True):
-        self.file_okay = file_okay  # tools/gen_docs.py: complete files, or directories only
-        self.name = "path" if file_okay else "directory"
-
-    def convert(self, value, param, ctx):
-        if not self.file_okay and os.path.exists(value) and not os.path.isdir(value):
-            self.fail(f"{value!r} is not a directory", param, ctx)
-        return value
-
-
-class _Group(_Command, click.Group):
+class _Group(click.Group):
     """Turns the library's user errors into one-line messages, never tracebacks."""
-
-    command_class = _Command
 
     def invoke(self, ctx: click.Context):
         try:
@@ -117,7 +71,7 @@ class _Failure(click.ClickException):
 
 
 def _json(data: object) -> str:
-    import json
+    import json  # only --json needs it (its cost to `show`: state._load)
 
     return json.dumps(data, indent=2)
 
@@ -156,15 +110,19 @@ def _paths(ctx: click.Context) -> Paths:
     return ctx.find_object(Paths)
 
 
+# A file's name as given: the library opens it and says what is wrong with it (an
+# unreadable settings file is a problem found, exit 1, not a usage error).
+_NAME = click.Path(readable=False)
+
+
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--root", metavar="DIR", type=_PathName(file_okay=False),
+@click.option("--root", metavar="DIR", type=click.Path(file_okay=False),
               help="Work on the system installed under DIR, like `rpm --root`.")
-@click.option("--file", "settings_file", metavar="PATH", type=_PathName(),
+@click.option("--file", "settings_file", metavar="PATH", type=_NAME,
               help="The settings file (default: /root/.OneDesk under the root).")
 @click.option("--quiet", "-q", is_flag=True, help="Print only data and errors.")
 @click.option("--verbose", "-v", is_flag=True, help="Also say which files are used.")
-@click.option("--version", is_flag=True, is_eager=True, expose_value=False,
-              callback=_show_version, help=VERSION_TEXT)
+@click.version_option(__version__, prog_name="onedesk-azuread")
 @click.pass_context
 def cli(ctx: click.Context, root: str | None, settings_file: str | None, quiet: bool,
         verbose: bool) -> None:
@@ -279,7 +237,7 @@ def _verifier(enabled: bool, flag: str, online: _Online):
 @cli.command("set")
 @click.option("--client-id", metavar="ID", help="The Application (client) ID, a GUID.")
 @click.option("--secret-stdin", is_flag=True, help="Read the client secret value from stdin.")
-@click.option("--secret-file", metavar="PATH", type=_PathName(),
+@click.option("--secret-file", metavar="PATH", type=_NAME,
               help="Read the client secret value from a file.")
 @click.option("--secret-prompt", is_flag=True, help="Ask for the client secret value, hidden.")
 @click.option("--expires", type=_Date(), metavar="YYYY-MM-DD",

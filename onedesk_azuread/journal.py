@@ -10,9 +10,10 @@ arguments only, never a setting's value.
 
 from __future__ import annotations
 
+import fcntl
 import os
-from collections import namedtuple
 from datetime import datetime, timezone
+from typing import NamedTuple
 
 from . import fsutil, state
 from .errors import StateError
@@ -43,12 +44,11 @@ BUSY = ("another onedesk-azuread apply is running (it holds {path}); wait for it
         "then run: onedesk-azuread status")
 
 
-class Journal(namedtuple("Journal", "path record")):
+class Journal(NamedTuple):
     """An apply's journal as read from the state directory."""
 
-    __slots__ = ()
-    # path: str
-    # record: dict; see start()
+    path: str
+    record: dict  # see start()
 
     @property
     def phase(self) -> str:
@@ -175,8 +175,6 @@ def unlock(fd: int) -> None:
 
 def running(paths: Paths) -> bool:
     """Is an apply running now (holding the lock)?"""
-    import fcntl
-
     try:
         fd = os.open(_lock_path(paths), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
     except OSError:

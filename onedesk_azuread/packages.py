@@ -4,10 +4,13 @@ may run from a virtualenv)."""
 from __future__ import annotations
 
 import os
+import select
 import shlex
+import signal
 import subprocess
-from collections import namedtuple
+import tempfile
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 from .errors import OnedeskError
 
@@ -19,14 +22,13 @@ DNF_ENV = "ONEDESK_AZUREAD_DNF"
 NEVRA_FORMAT = "%{NAME} %{NAME}-%|EPOCH?{%{EPOCH}:}:{}|%{VERSION}-%{RELEASE}.%{ARCH}\\n"
 
 
-class Completed(namedtuple("Completed", "argv returncode stdout stderr")):
+class Completed(NamedTuple):
     """A finished rpm or dnf command."""
 
-    __slots__ = ()
-    # argv: list[str]
-    # returncode: int
-    # stdout: str
-    # stderr: str
+    argv: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
 
     def last_error(self) -> str:
         """dnf's or rpm's own last words, for a one-line explanation."""
@@ -97,9 +99,6 @@ def dnf_live(root: str, *args: str, line: Callable[[str], None],
     (an exception while waiting), dnf is stopped before the exception goes on.
     ``pass_fds`` stay open in dnf (a lock that must outlive a killed caller).
     """
-    import select
-    import tempfile
-
     argv = dnf_command(root) + list(args)
     # dnf is Python: unbuffered, its lines arrive as it prints them, not in 8 KiB blocks.
     env = dict(os.environ, PYTHONUNBUFFERED="1")
@@ -161,8 +160,6 @@ def _drain(fd: int) -> None:
 
 def _stop(proc: subprocess.Popen) -> None:
     """End dnf (and anything it started) after the caller was interrupted."""
-    import signal
-
     if proc.poll() is None:
         try:
             os.killpg(proc.pid, signal.SIGTERM)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections import namedtuple
+from collections import namedtuple  # not typing.NamedTuple: 4-20 ms more for the dnf hooks
 
 DEFAULT_FILE = "/root/.OneDesk"
 STATE_DIR = "/var/lib/onedesk-azuread"

@@ -13,9 +13,9 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections import namedtuple
 from collections.abc import Callable
 from datetime import date, timedelta
+from typing import NamedTuple
 
 from . import (
     CLIENT_ID,
@@ -28,6 +28,7 @@ from . import (
     rotation,
     shellfile,
     state,
+    status,
     validation,
 )
 from . import journal as journal_module
@@ -148,27 +149,23 @@ NO_APPLY_NOTE = (" in {path}, not applied yet (OneDesk still uses the old secret
                  "{apply})")
 
 
-class Rotated(namedtuple("Rotated", "path client_id old_key new_key hint expires written "
-                                    "applied retired waited dry_run note shown finished",
-                         defaults=(None, None, None, None, False, False, False, 0.0, False, None,
-                                   None, None))):
+class Rotated(NamedTuple):
     """What `rotate` did (or, with dry_run, would do), for the report."""
 
-    __slots__ = ()
-    # path: str; the settings file
-    # client_id: str
-    # old_key: str | None; the current secret's keyId in Azure (None: not identified)
-    # new_key: str | None; the new secret's keyId
-    # hint: str | None; the new secret's first 3 characters (what Azure shows)
-    # expires: date | None; the new secret's endDateTime's date, as recorded
-    # written: bool; the settings file holds the new secret
-    # applied: bool; the packages were installed again with it (status in sync)
-    # retired: bool; the old secret was deleted in Azure
-    # waited: float; seconds until Azure AD accepted the new secret
-    # dry_run: bool
-    # note: str | None; why the old secret was or would be kept
-    # shown: operations.Inspection | None; the settings file as `show` sees it at the end
-    # finished: str | None; what `rotate --finish` did with an unfinished rotation
+    path: str  # the settings file
+    client_id: str
+    old_key: str | None = None  # the current secret's keyId in Azure (None: not identified)
+    new_key: str | None = None  # the new secret's keyId
+    hint: str | None = None  # the new secret's first 3 characters (what Azure shows)
+    expires: date | None = None  # the new secret's endDateTime's date, as recorded
+    written: bool = False  # the settings file holds the new secret
+    applied: bool = False  # the packages were installed again with it (status in sync)
+    retired: bool = False  # the old secret was deleted in Azure
+    waited: float = 0.0  # seconds until Azure AD accepted the new secret
+    dry_run: bool = False
+    note: str | None = None  # why the old secret was or would be kept
+    shown: operations.Inspection | None = None  # the settings file as `show` sees it at the end
+    finished: str | None = None  # what `rotate --finish` did with an unfinished rotation
 
     @property
     def changed(self) -> bool:
@@ -274,8 +271,6 @@ def _check_current(paths: Paths, today: date | None) -> tuple[str, str, date | N
 
 
 def _in_sync(paths: Paths) -> bool:
-    from . import status
-
     return status.status(paths, unfinished_too=False).sync == state.IN_SYNC
 
 
@@ -295,33 +290,28 @@ def _as_document(client_id: str, secret: str) -> shellfile.Document:
     return shellfile.parse(text, KEYS, "-")
 
 
-class Options(namedtuple("Options", "years end_date retire_old retire_key apply_after wait "
-                                    "dry_run",
-                         defaults=(None, None, False, None, True, DEFAULT_WAIT, False))):
+class Options(NamedTuple):
     """What the administrator asks of `rotate` (its command line's options)."""
 
-    __slots__ = ()
-    # years: int | None; the new secret's lifetime (None: az's default, DEFAULT_YEARS)
-    # end_date: date | None; or the first day it no longer works
-    # retire_old: bool; then retire the old secret, once it is proven this server's
-    # retire_key: str | None; then retire this old key (the administrator vouches for it)
-    # apply_after: bool; reinstall the packages with the new secret
-    # wait: float; how long to wait for Azure AD to accept it, in seconds
-    # dry_run: bool; say the plan, change nothing
+    years: int | None = None  # the new secret's lifetime (None: az's default, DEFAULT_YEARS)
+    end_date: date | None = None  # or the first day it no longer works
+    retire_old: bool = False  # then retire the old secret, once it is proven this server's
+    retire_key: str | None = None  # then retire this old key (the administrator vouches for it)
+    apply_after: bool = True  # reinstall the packages with the new secret
+    wait: float = DEFAULT_WAIT  # how long to wait for Azure AD to accept it, in seconds
+    dry_run: bool = False  # say the plan, change nothing
 
     @property
     def retire(self) -> bool:
         return self.retire_old or self.retire_key is not None
 
 
-class Clock(namedtuple("Clock", "today sleep monotonic",
-                       defaults=(None, time.sleep, time.monotonic))):
+class Clock(NamedTuple):
     """Time as `rotate` reads it (tests pass their own)."""
 
-    __slots__ = ()
-    # today: date | None; None: date.today()
-    # sleep: Callable[[float], None]
-    # monotonic: Callable[[], float]
+    today: date | None = None  # None: date.today()
+    sleep: Callable[[float], None] = time.sleep
+    monotonic: Callable[[], float] = time.monotonic
 
 
 def rotate(paths: Paths, options: Options | None = None, *,

@@ -18,13 +18,16 @@ settings file holds it without storing it.
 
 from __future__ import annotations
 
+import fcntl
+import hmac
 import os
-from collections import namedtuple
 from datetime import datetime, timezone
+from typing import NamedTuple
 
 from . import state
 from .errors import StateError
 from .paths import Paths
+from .validation import secret_hint
 
 JOURNAL_FILE = "rotate.json"
 KEY_FILE = "key.json"
@@ -70,12 +73,11 @@ FIX_FORGET = "finish it with: {command}{retire}"
 FIX_FORGET_RETIRE = " (retires the old secret {old}, then forgets it)"
 
 
-class Journal(namedtuple("Journal", "path record")):
+class Journal(NamedTuple):
     """A rotation's journal as read from the state directory."""
 
-    __slots__ = ()
-    # path: str
-    # record: dict; see start()
+    path: str
+    record: dict  # see start()
 
     @property
     def phase(self) -> str:
@@ -115,8 +117,6 @@ class Journal(namedtuple("Journal", "path record")):
 
     def holds(self, secret: str | None) -> bool:
         """Is ``secret`` the new secret this rotation created?"""
-        import hmac
-
         salt, mark = self.record.get("salt"), self.record.get("fingerprint")
         if not (secret and salt and mark):
             return False
@@ -181,15 +181,14 @@ def finish_command(root: str, settings: str | None = None) -> str:
     return " ".join([*words, "rotate", "--finish"])
 
 
-class Intent(namedtuple("Intent", "client_id display_name before old_key retire")):
+class Intent(NamedTuple):
     """What a rotation sets out to do, journalled before it begins."""
 
-    __slots__ = ()
-    # client_id: str; the app
-    # display_name: str; the new secret's
-    # before: list[str]; the key ids the app has before it
-    # old_key: str | None; the old key it will retire (None: none)
-    # retire: bool; it was asked to retire the old secret
+    client_id: str  # the app
+    display_name: str  # the new secret's
+    before: list[str]  # the key ids the app has before it
+    old_key: str | None  # the old key it will retire (None: none)
+    retire: bool  # it was asked to retire the old secret
 
 
 def start(paths: Paths, intent: Intent) -> Journal:
@@ -209,8 +208,6 @@ def advance(paths: Paths, journal: Journal, phase: str, secret: str | None = Non
     """Record that ``phase`` begins; ``secret`` (the new one) is kept as a salted HMAC only."""
     record = dict(journal.record, phase=phase, updated=_now(), **fields)
     if secret is not None:
-        from .validation import secret_hint
-
         salt = state.new_salt()
         record.update(salt=salt, fingerprint=state.fingerprint(salt, journal.client_id, secret),
                       secret_hint=secret_hint(secret))
@@ -246,8 +243,6 @@ def forget(paths: Paths) -> None:
 
 def running(paths: Paths) -> bool:
     """Is a rotation running now (holding rotate.lock)?"""
-    import fcntl
-
     try:
         fd = os.open(os.path.join(paths.state_dir, LOCK_FILE),
                      os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
@@ -276,8 +271,6 @@ def save_key(state_dir: str, client_id: str, secret: str, key_id: str,
 
 def load_key(state_dir: str, client_id: str, secret: str) -> str | None:
     """The key id this server recorded for this very pair, or None."""
-    import hmac
-
     path = os.path.join(state_dir, KEY_FILE)
     fix = BAD_KEY_RECORD.format(path=path)
     record = state._load(path, FIX_KEY)

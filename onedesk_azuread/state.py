@@ -25,18 +25,18 @@ from .fsutil import (
     replace_file,
 )
 from .fsutil import locked as fsutil_locked
+from .validation import secret_hint
 
 EXPIRY_FILE = "expiry.json"
 # The expiry record's format. A record without "version" is version 1 (written before the
 # field was); fields this version does not know are ignored, so a newer version may add some.
 EXPIRY_VERSION = 1
 
-# hashlib, hmac, secrets and json are imported where used: hashlib loads
-# OpenSSL, and `show` on a server with no recorded expiry needs none of them.
-
 
 def fingerprint(salt: str, *parts: str) -> str:
     """A keyed hash of ``parts``: proves equality later without storing them."""
+    # hashlib (and hmac and secrets, which import it) loads OpenSSL: 4 ms of `show`'s
+    # start-up, which never hashes (tests/test_imports.py).
     import hashlib
     import hmac
 
@@ -45,7 +45,7 @@ def fingerprint(salt: str, *parts: str) -> str:
 
 
 def new_salt() -> str:
-    import secrets
+    import secrets  # hashlib's cost: see fingerprint
 
     return secrets.token_hex(16)
 
@@ -106,7 +106,9 @@ def _load(path: str, fix: str | None = None, dir_fd: int | None = None) -> dict 
     data = read_private_file(path, STATE_FILE_LIMIT, UnreadableRecord, fix, dir_fd=dir_fd)
     if data is None:
         return None
-    import json  # only now: `show` without a recorded expiry never pays for it
+    # Only now: json costs `show` 2.6 ms (make bench), and one with no expiry recorded
+    # reads no state file (tests/test_fleet.py).
+    import json
 
     try:
         record = json.loads(data.decode("utf-8"))
@@ -119,7 +121,7 @@ def _load(path: str, fix: str | None = None, dir_fd: int | None = None) -> dict 
 
 def encode(record: dict) -> bytes:
     """A state file's bytes."""
-    import json
+    import json  # json's cost: see _load
 
     return (json.dumps(record, indent=2, sort_keys=True) + "\n").encode("utf-8")
 
@@ -171,8 +173,6 @@ def load_expiry(state_dir: str, secret: str | None) -> date | None:
 
 def secret_label(secret: str):
     """How Azure's portal tells a secret apart without showing it: hint and length."""
-    from .validation import secret_hint
-
     return secret_hint(secret), len(secret)
 
 
@@ -251,7 +251,7 @@ def load_applied(state_dir: str, dir_fd: int | None = None) -> dict | None:
 
 def sync_state(record: dict | None, client_id: str | None, secret: str | None) -> str:
     """IN_SYNC when the packages were installed with exactly this pair."""
-    import hmac
+    import hmac  # hashlib's cost: see fingerprint
 
     if record is None:
         return NEVER_APPLIED

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections import namedtuple
+from datetime import date
+from typing import NamedTuple
 
 from . import CLIENT_ID, SECRET, journal, operations, packages, rotation, state, validation
 from .paths import Paths
@@ -11,13 +12,12 @@ NOT_INSTALLED = "not installed"
 EXPIRY_UNREADABLE = "unknown: the record cannot be read (run: onedesk-azuread check)"
 
 
-class Unfinished(namedtuple("Unfinished", "journal missing running")):
+class Unfinished(NamedTuple):
     """An apply that has not completed: its journal is still in the state directory."""
 
-    __slots__ = ()
-    # journal: journal.Journal
-    # missing: list[str]; what the apply must install again and is not installed now
-    # running: bool; an apply holds the lock right now (it is in progress, not killed)
+    journal: journal.Journal
+    missing: list[str]  # what the apply must install again and is not installed now
+    running: bool  # an apply holds the lock right now (it is in progress, not killed)
 
     def explain(self) -> str:
         found = self.journal
@@ -43,14 +43,13 @@ class Unfinished(namedtuple("Unfinished", "journal missing running")):
         }
 
 
-class UnfinishedRotation(namedtuple("UnfinishedRotation", "journal holds_new in_sync running")):
+class UnfinishedRotation(NamedTuple):
     """A rotation that has not completed: its journal is still in the state directory."""
 
-    __slots__ = ()
-    # journal: rotation.Journal
-    # holds_new: bool; the settings file holds the rotation's new secret
-    # in_sync: bool; and the packages were applied with it
-    # running: bool; a rotate holds rotate.lock right now (in progress, not killed)
+    journal: rotation.Journal
+    holds_new: bool  # the settings file holds the rotation's new secret
+    in_sync: bool  # and the packages were applied with it
+    running: bool  # a rotate holds rotate.lock right now (in progress, not killed)
 
     def explain(self) -> str:
         found = self.journal
@@ -63,19 +62,17 @@ class UnfinishedRotation(namedtuple("UnfinishedRotation", "journal holds_new in_
                 "running": self.running, "explanation": self.explain()}
 
 
-class Status(namedtuple("Status", "path errors sync applied installed expires unfinished "
-                                  "rotation", defaults=(None, None))):
+class Status(NamedTuple):
     """Whether the installed packages carry the current entries."""
 
-    __slots__ = ()
-    # path: str
-    # errors: list[Finding]; validation errors of the entries as they stand
-    # sync: str; state.IN_SYNC, state.PENDING, state.NEVER_APPLIED or NOT_INSTALLED
-    # applied: dict | None; the applied-state record (no secret in it)
-    # installed: dict[str, str | None]; OneDesk package -> installed NEVRA or None
-    # expires: date | None
-    # unfinished: Unfinished | None; an apply's journal is still there
-    # rotation: UnfinishedRotation | None; a rotation left something behind (its journal)
+    path: str
+    errors: list[validation.Finding]  # validation errors of the entries as they stand
+    sync: str  # state.IN_SYNC, state.PENDING, state.NEVER_APPLIED or NOT_INSTALLED
+    applied: dict | None  # the applied-state record (no secret in it)
+    installed: dict[str, str | None]  # OneDesk package -> installed NEVRA or None
+    expires: date | None
+    unfinished: Unfinished | None = None  # an apply's journal is still there
+    rotation: UnfinishedRotation | None = None  # a rotation left something behind (its journal)
 
     @property
     def ok(self) -> bool:

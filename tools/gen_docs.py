@@ -73,7 +73,7 @@ def _kind(param: click.Parameter, flag: bool) -> str:
         return "flag"
     if isinstance(param.type, click.Choice):
         return "choice"
-    if isinstance(param.type, click.Path) or hasattr(param.type, "file_okay"):
+    if isinstance(param.type, click.Path):
         return "file" if param.type.file_okay else "dir"
     return "value"
 
