@@ -214,7 +214,7 @@ def test_https_proxy_is_honoured(run, azure, configured, monkeypatch):
     assert result.exit_code == 0, report
 
 
-# --- TLS verification is never off (psf/requests#6071)
+# --- TLS verification is never off
 
 @pytest.mark.parametrize("empty", [("CURL_CA_BUNDLE",), ("REQUESTS_CA_BUNDLE",),
                                    ("CURL_CA_BUNDLE", "REQUESTS_CA_BUNDLE")])
