@@ -117,6 +117,16 @@ def run(root):
     return Cli(root)
 
 
+@pytest.fixture
+def linked(settings_path):
+    """A second name (hard link) for a settings file that check --fix would repair."""
+    settings_path.write_text(f"AZUREAD_CID={CLIENT_ID}\r\nAZUREAD_CIS={SECRET}\r\n")
+    os.chmod(settings_path, 0o644)
+    other = settings_path.parent / "copy-of-settings"
+    os.link(settings_path, other)
+    return other
+
+
 # --- A configured pair, the daily check's files, and a fake Azure AD ---------------------------
 
 TENANT = "contoso.onmicrosoft.com"

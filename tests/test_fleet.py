@@ -1,15 +1,15 @@
 """Fleet-ready output: --json with "changed" on every command that changes something, the
 same exit codes on every run, --quiet and --verbose; and the library's shape behind them
-(set's pure planner, check --online's skip policy, show's light imports)."""
+(check --online's skip policy, show's light imports)."""
 
 import json
 import subprocess
 import sys
 
-from onedesk_azuread import KEYS, operations, shellfile, verify
 from onedesk_azuread import cli as cli_module
+from onedesk_azuread import verify
 
-from .conftest import CLIENT_ID, OTHER_SECRET, SECRET
+from .conftest import CLIENT_ID, SECRET
 
 GOOD = f"AZUREAD_CID={CLIENT_ID}\nAZUREAD_CIS={SECRET}\n"
 SHOW_FIELDS = {"file", "exists", "mode", "owner", "client_id", "secret", "secret_revealed",
@@ -92,20 +92,6 @@ def test_quiet_keeps_errors_only_and_verbose_names_the_files(run, settings_path)
     verbose = run("--verbose", "show")
     assert verbose.exit_code == 0 and f"settings file: {settings_path}" in verbose.stderr
     assert run("-q", "-v", "show").exit_code == 2
-
-
-def test_plan_set_is_pure_and_gives_text_diff_and_findings():
-    doc = shellfile.parse(f"# keep\nexport AZUREAD_CID='{CLIENT_ID}'\nX=1\n", KEYS, "/x")
-    plan = operations.plan_set(doc, operations.Given(secret=OTHER_SECRET), kept_expiry=None)
-    assert plan.text.startswith("# keep\n") and "X=1\n" in plan.text
-    assert plan.doc.value("AZUREAD_CIS") == OTHER_SECRET
-    assert plan.changes == {"AZUREAD_CIS": "added"} and plan.secret_changed
-    assert plan.findings == []
-    same = operations.plan_set(plan.doc, operations.Given(secret=OTHER_SECRET),
-                                kept_expiry=None)
-    assert same.changes == {"AZUREAD_CIS": "unchanged"} and same.text == plan.text
-    bad = operations.plan_set(doc, operations.Given(client_id="nope"))
-    assert [f.code for f in bad.findings if f.severity == "error"]
 
 
 def test_the_cli_knows_the_clouds_and_the_timeout_without_importing_verify():

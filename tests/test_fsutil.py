@@ -2,8 +2,8 @@
 words, the lock's bounded wait, what a replaced file keeps (its SELinux label), and what a
 POSIX ACL on it allows, read from the extended attributes themselves (setting
 `security.selinux` works without SELinux active; tmp_path is on a file system with ACLs).
-What the settings file, the state and the lock refuse, end to end: test_safety.py and
-test_state.py."""
+What the settings file, the state and the lock refuse, end to end: test_settings.py,
+test_safety.py and test_state.py."""
 
 import errno
 import os

@@ -583,27 +583,3 @@ def test_in_process_cli_reports_the_wait_on_stderr(root, settings_path, hold_loc
     assert result.exit_code == 1
     assert result.stderr.startswith("waiting for the lock ")
     assert result.stdout == ""
-
-
-@pytest.mark.parametrize("kind", ["symlink", "fifo", "other-owner"])
-def test_apply_s_own_lock_file_gets_the_same_checks(root, tmp_path, kind):
-    # apply.lock is opened like the write lock: never through a link, never another's file.
-    from onedesk_azuread import journal
-    from onedesk_azuread.errors import StateError
-    from onedesk_azuread.paths import Paths
-
-    state_dir = root / STATE
-    state_dir.mkdir(parents=True, mode=0o700)
-    lock = state_dir / journal.LOCK_FILE
-    target = tmp_path / "target"
-    if kind == "symlink":
-        lock.symlink_to(target)
-    elif kind == "fifo":
-        os.mkfifo(lock, 0o600)
-    else:
-        lock.touch(mode=0o600)
-        os.chown(lock, 1000, 1000)
-    with pytest.raises(StateError) as err:
-        journal.lock(Paths.under(str(root)))
-    assert str(lock) in str(err.value) and "\n" not in str(err.value)
-    assert not target.exists()

@@ -1,4 +1,5 @@
-"""Online verification: msal's real code path against a local fake Azure AD over HTTPS."""
+"""verify: the online check, msal's real code path against a local fake Azure AD over HTTPS
+(through `check --online` and `set --verify`, and called directly)."""
 
 import json
 import logging
@@ -6,7 +7,10 @@ import socket
 import time
 
 import pytest
+import requests
 import trustme
+
+from onedesk_azuread import verify
 
 from .conftest import CLIENT_ID, SECRET, SECRET_ID, TENANT, closed_port_url
 from .fake_azure import SilentServer
@@ -178,8 +182,6 @@ def test_set_verify_that_cannot_run_refuses_unless_forced(run, azure, settings_p
 
 
 def test_sovereign_clouds_pick_their_hosts():
-    from onedesk_azuread import verify
-
     assert verify.CLOUDS["usgov"][0] == "https://login.microsoftonline.us"
     assert verify.CLOUDS["china"][0] == "https://login.chinacloudapi.cn"
 
@@ -212,7 +214,7 @@ def test_https_proxy_is_honoured(run, azure, configured, monkeypatch):
     assert result.exit_code == 0, report
 
 
-# --- TLS verification is never off (psf/requests#6071)
+# --- TLS verification is never off
 
 @pytest.mark.parametrize("empty", [("CURL_CA_BUNDLE",), ("REQUESTS_CA_BUNDLE",),
                                    ("CURL_CA_BUNDLE", "REQUESTS_CA_BUNDLE")])
@@ -244,10 +246,6 @@ def test_an_empty_variable_falls_through_to_the_next_bundle(run, azure, configur
 
 
 def test_the_ca_bundle_is_always_a_path(monkeypatch):
-    import requests
-
-    from onedesk_azuread import verify
-
     for name in verify.CA_BUNDLE_VARIABLES:
         monkeypatch.setenv(name, "")
     assert verify.ca_bundle(requests) == requests.certs.where()
