@@ -15,6 +15,8 @@ CLIENT_ID = "0b5c3a1e-7d2f-4c8a-9e61-3f4d2b1a0c9e"
 SECRET = "Xk74Q~pL.mN3-rT_vW8yZ1aB2cD3eF4gH5iJ6kL7"  # current format, 40 characters
 OTHER_SECRET = "Qa92Q~zY8xW7vU6tS5rQ4pO3nM2lK1jI0hG9fE8d"
 SECRET_ID = "9f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a"  # what a pasted Secret ID looks like
+# A settings file with valid entries beside a setting of OneDesk's own, which every write keeps.
+GOOD = f"OTHER_SETTING=kept\nAZUREAD_CID={CLIENT_ID}\nAZUREAD_CIS={SECRET}\n"
 
 
 def make_runner() -> CliRunner:

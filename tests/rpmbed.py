@@ -14,12 +14,8 @@ import signal
 import subprocess
 import textwrap
 
-from .conftest import CLIENT_ID, SECRET
-
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ONEDESK = ("onedesk-db-utils", "onedesk-webapps", "onedesk-microservices", "onedesk-customerapps")
-# A settings file with valid entries beside a setting of OneDesk's own, which every write keeps.
-GOOD = f"OTHER_SETTING=kept\nAZUREAD_CID={CLIENT_ID}\nAZUREAD_CIS={SECRET}\n"
 SHELL_PACKAGE = "onedesk-test-shell"
 RECORDS = "var/lib/onedesk-fixture"
 

@@ -19,8 +19,8 @@ import sys
 
 import pytest
 
-from .conftest import CLIENT_ID, OTHER_SECRET, SECRET, bash_reads
-from .rpmbed import GOOD, HERE, ONEDESK, cli
+from .conftest import CLIENT_ID, GOOD, OTHER_SECRET, SECRET, bash_reads
+from .rpmbed import HERE, ONEDESK, cli
 
 DOCS = os.path.join(HERE, "docs", "ansible")
 PLAYBOOK = os.path.join(DOCS, "onedesk-azuread.yml")

@@ -20,8 +20,8 @@ import time
 
 import pytest
 
-from .conftest import CLIENT_ID, OTHER_SECRET, SECRET
-from .rpmbed import ADDON, GOOD, KILL_APPLY, ONEDESK, RepoServer, cli, dnf_wrapper
+from .conftest import CLIENT_ID, GOOD, OTHER_SECRET, SECRET
+from .rpmbed import ADDON, KILL_APPLY, ONEDESK, RepoServer, cli, dnf_wrapper
 
 HOLDING = "interrupts are held until the OneDesk packages are installed again"
 EVERYTHING = sorted([f"{name}-2.0-1" for name in ONEDESK] + [f"{ADDON}-1-1"])

@@ -10,8 +10,8 @@ import stat
 
 import pytest
 
-from .conftest import CLIENT_ID, OTHER_SECRET, SECRET, SECRET_ID
-from .rpmbed import GOOD, ONEDESK, cli
+from .conftest import CLIENT_ID, GOOD, OTHER_SECRET, SECRET, SECRET_ID
+from .rpmbed import ONEDESK, cli
 
 
 @pytest.fixture
