@@ -1,6 +1,7 @@
 """Start-up cost: the read-only paths load no network or heavy modules (fresh interpreters)."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -57,3 +58,13 @@ def test_the_plugin_path_never_loads_msal_or_requests(root):
 def test_an_offline_scheduled_check_never_loads_msal(root, configured):
     modules = loaded("--root", str(root), "check", "--scheduled")
     assert not modules["msal"] and not modules["requests"] and not modules["dnf"]
+
+
+def test_the_test_beds_import_without_pytest():
+    # `make sid` makes the sid root with the system Python, which has no pytest: the bed
+    # modules must not reach for conftest (or anything else of pytest's).
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    code = "import sys; sys.modules['pytest'] = None; import tests.rpmbed, tests.dnf5bed"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=here, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
