@@ -248,6 +248,22 @@ def open_lock_file(path: str, error) -> int:
         check=ours)).fd
 
 
+def held(path: str) -> bool:
+    """Does another process hold the lock file ``path`` now? Asked without waiting and
+    without following a link; a lock file that is absent or cannot be opened is not held."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
 def try_lock(fd: int, path: str, error) -> bool:
     """flock ``fd`` exclusively if no one else holds it; False when someone does."""
     try:

@@ -10,7 +10,6 @@ arguments only, never a setting's value.
 
 from __future__ import annotations
 
-import fcntl
 import os
 from datetime import datetime, timezone
 from typing import NamedTuple
@@ -175,14 +174,4 @@ def unlock(fd: int) -> None:
 
 def running(paths: Paths) -> bool:
     """Is an apply running now (holding the lock)?"""
-    try:
-        fd = os.open(_lock_path(paths), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except OSError:
-        return True
-    finally:
-        os.close(fd)
-    return False
+    return fsutil.held(_lock_path(paths))

@@ -18,13 +18,12 @@ settings file holds it without storing it.
 
 from __future__ import annotations
 
-import fcntl
 import hmac
 import os
 from datetime import datetime, timezone
 from typing import NamedTuple
 
-from . import state
+from . import fsutil, state
 from .errors import StateError
 from .paths import Paths
 from .validation import secret_hint
@@ -243,18 +242,7 @@ def forget(paths: Paths) -> None:
 
 def running(paths: Paths) -> bool:
     """Is a rotation running now (holding rotate.lock)?"""
-    try:
-        fd = os.open(os.path.join(paths.state_dir, LOCK_FILE),
-                     os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except OSError:
-        return True
-    finally:
-        os.close(fd)
-    return False
+    return fsutil.held(os.path.join(paths.state_dir, LOCK_FILE))
 
 
 # --- The key this server created ------------------------------------------------------------

@@ -8,6 +8,8 @@ test_safety.py and test_state.py."""
 import errno
 import os
 import struct
+import subprocess
+import sys
 
 import pytest
 
@@ -211,3 +213,21 @@ def test_acl_grants_reads_the_kernels_attribute(tmp_path):
         assert fsutil.acl_grants(fd, str(plain)) == ()
     finally:
         os.close(fd)
+
+
+def test_held_says_whether_another_process_holds_a_lock_file(tmp_path):
+    path = str(tmp_path / "lock")
+    assert fsutil.held(path) is False  # absent
+    with fsutil.locked(path):
+        holder = subprocess.run(
+            [sys.executable, "-c", "import sys; from onedesk_azuread import fsutil; "
+             "sys.exit(0 if fsutil.held(sys.argv[1]) else 1)", path], check=False)
+        assert holder.returncode == 0  # another process sees it held
+    assert fsutil.held(path) is False  # released
+    link = str(tmp_path / "link")
+    os.symlink(path, link)
+    with fsutil.locked(path):
+        follow = subprocess.run(
+            [sys.executable, "-c", "import sys; from onedesk_azuread import fsutil; "
+             "sys.exit(0 if fsutil.held(sys.argv[1]) else 1)", link], check=False)
+        assert follow.returncode == 1  # a link to a held lock is not followed
