@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
 .PHONY: all deps system-deps venv floor lint test test-floor debian11 test-py39 test-debian11 \
-	sid test-py314 test-debian12 test-debian13 demo bench clean tarball srpm rpm rpmlint docs
+	sid test-py314 test-debian12 test-debian13 demo bench clean tarball version srpm rpm rpmlint packit docs
 
 all: test
 
@@ -52,7 +52,7 @@ HOST_ONLY := --deselect-fixture=ansible
 # no promtool, and its systemd (247) is older than EL 9's (252, as Debian 12's).
 HOST_TOOLS := --deselect-fixture=promtool --deselect-fixture=systemd_analyze
 
-test: deps lint rpmlint
+test: deps lint rpmlint packit
 	$(BIN)/python $(PYTEST) $(PYTEST_ARGS)
 	$(MAKE) test-floor test-py39 test-debian11 test-py314
 
@@ -144,6 +144,10 @@ $(TARBALL): $(SOURCES)
 
 tarball: $(TARBALL)
 
+# The version the RPMs carry (.packit.yaml's get-current-version reads it here).
+version:
+	@echo $(VERSION)
+
 # Old RPMs go first: rpmlint and the test bed take every RPM of this version in dist/,
 # and one left by an earlier build (another release, another spec) would be checked too.
 srpm: $(TARBALL)
@@ -172,6 +176,20 @@ rpmlint: rpm $(RPMLINT_VENV)/.installed
 	mkdir -p build/rpmlint-home
 	HOME=$(CURDIR)/build/rpmlint-home rpmlint $(RPMLINT_ARGS)
 	HOME=$(CURDIR)/build/rpmlint-home $(RPMLINT_VENV)/bin/rpmlint $(RPMLINT_ARGS)
+
+# packit (packitos, pinned) checks .packit.yaml offline and builds the SRPM the way it says
+# (tools/packit-check.sh). Its venv sees the system's rpm bindings and the Kerberos modules
+# tools/system-deps.sh installs (gssapi, cccolutils, requests-kerberos): from PyPI they
+# would be C sources to build against the Kerberos headers.
+PACKIT_PYPI := packitos==1.17.0
+PACKIT_VENV := build/packit-venv
+$(PACKIT_VENV)/.installed: Makefile
+	$(PYTHON) -m venv --system-site-packages $(PACKIT_VENV)
+	$(PACKIT_VENV)/bin/python -m pip install -q $(PACKIT_PYPI)
+	touch $@
+
+packit: system-deps $(PACKIT_VENV)/.installed
+	bash tools/packit-check.sh $(PACKIT_VENV)/bin/packit
 
 demo: deps
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash tools/demo.sh

@@ -2,8 +2,8 @@
 # Install the system tools the tests and the demo run for real: bash, Python's
 # venv, groff and mandoc (the man page's lint), glibc's locale sources (a legacy
 # locale for the CLI's output), (for the packaging tests) rpm, rpmbuild, dnf,
-# createrepo_c, and debootstrap (the Debian 11 root that stands in for EL 9's
-# Python 3.9 and rpm 4.16: tools/debian-root.sh).
+# createrepo_c, packit's Kerberos modules, and debootstrap (the Debian 11 root that
+# stands in for EL 9's Python 3.9 and rpm 4.16: tools/debian-root.sh).
 # Does nothing when they are all present; needs root otherwise.
 set -eu
 need=""
@@ -13,6 +13,9 @@ for tool in bash rpm rpmbuild rpm2cpio cpio dnf createrepo_c rpmlint debootstrap
     have "$tool" || need="$need $tool"
 done
 /usr/bin/python3 -c 'import dnf, configobj, click, setuptools' 2>/dev/null || need="$need python3-dnf/configobj/click/setuptools"
+# packit (`make packit`): its Kerberos modules, which PyPI has only as C sources (gssapi,
+# cccolutils) or, for requests-kerberos, through pyspnego's krb5 (C sources too).
+/usr/bin/python3 -c 'import gssapi, cccolutils, requests_kerberos' 2>/dev/null || need="$need python3-gssapi/cccolutils/requests-kerberos"
 [ -e /bin/busybox ] || [ -e /usr/bin/busybox ] || need="$need busybox"
 # The locale sources (tests/test_cli.py makes en_US.ISO-8859-1 from them with localedef).
 [ -e /usr/share/i18n/charmaps/ISO-8859-1.gz ] && [ -e /usr/share/i18n/locales/en_US ] || need="$need locales"
@@ -45,9 +48,11 @@ if have apt-get; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends bash python3-venv python3-setuptools python3-configobj python3-click rpm rpm2cpio cpio dnf \
-        python3-dnf createrepo-c busybox-static rpmlint debootstrap groff-base mandoc systemd locales >/dev/null
+        python3-dnf createrepo-c busybox-static rpmlint debootstrap groff-base mandoc systemd locales \
+        python3-gssapi python3-cccolutils python3-requests-kerberos >/dev/null
 elif have dnf; then
-    dnf install -y -q bash python3 python3-setuptools python3-configobj python3-click rpm-build cpio dnf python3-dnf createrepo_c busybox rpmlint debootstrap groff-base mandoc systemd /usr/bin/promtool glibc-locale-source
+    dnf install -y -q bash python3 python3-setuptools python3-configobj python3-click rpm-build cpio dnf python3-dnf createrepo_c busybox rpmlint debootstrap groff-base mandoc systemd /usr/bin/promtool glibc-locale-source \
+        python3-gssapi python3-cccolutils python3-requests-kerberos
 else
     echo "system-deps: need apt-get or dnf to install:$need" >&2
     exit 1
