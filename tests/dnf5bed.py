@@ -38,7 +38,7 @@ PACKAGES = ("dnf5", "libdnf5-2", "rpm", "createrepo-c", "busybox-static", "pytho
 # there): one sid root for both, made once.
 PACKAGES += ("python3-msal", "python3-pytest", "python3-hypothesis", "python3-trustme",
              "python3-dnf", "dnf", "rpm2cpio", "cpio", "make", "groff-base", "mandoc", "mount",
-             "python3-setuptools")
+             "python3-setuptools", "locales")  # locales: localedef's sources (test_cli)
 ACTIONS_FILE = os.path.join(HERE, "dnf-plugin", "onedesk_azuread.actions")
 ACTIONS_NAME = "onedesk_azuread.actions"
 # The sid root's environment for dnf5: nothing of the test process's (PYTHONPATH, proxies).
