@@ -181,7 +181,10 @@ rpmlint: rpm $(RPMLINT_VENV)/.installed
 # (tools/packit-check.sh). Its venv sees the system's rpm bindings and the Kerberos modules
 # tools/system-deps.sh installs (gssapi, cccolutils, requests-kerberos): from PyPI they
 # would be C sources to build against the Kerberos headers.
-PACKIT_PYPI := packitos==1.17.0
+# requests-kerberos 0.12 (Debian 12's) uses pykerberos, which Debian packages (python3-kerberos);
+# 0.13 and later need pyspnego[kerberos], whose krb5 PyPI has only as C sources (a compiler,
+# libkrb5-dev and 2 minutes): pinned, Debian 13's 0.14 is shadowed in the venv.
+PACKIT_PYPI := packitos==1.17.0 requests-kerberos==0.12.0
 PACKIT_VENV := build/packit-venv
 $(PACKIT_VENV)/.installed: Makefile
 	$(PYTHON) -m venv --system-site-packages $(PACKIT_VENV)

@@ -14,8 +14,8 @@ for tool in bash rpm rpmbuild rpm2cpio cpio dnf createrepo_c rpmlint debootstrap
 done
 /usr/bin/python3 -c 'import dnf, configobj, click, setuptools' 2>/dev/null || need="$need python3-dnf/configobj/click/setuptools"
 # packit (`make packit`): its Kerberos modules, which PyPI has only as C sources (gssapi,
-# cccolutils) or, for requests-kerberos, through pyspnego's krb5 (C sources too).
-/usr/bin/python3 -c 'import gssapi, cccolutils, requests_kerberos' 2>/dev/null || need="$need python3-gssapi/cccolutils/requests-kerberos"
+# cccolutils, pykerberos for requests-kerberos 0.12, which the Makefile pins).
+/usr/bin/python3 -c 'import gssapi, cccolutils, requests_kerberos, kerberos' 2>/dev/null || need="$need python3-gssapi/cccolutils/requests-kerberos/kerberos"
 [ -e /bin/busybox ] || [ -e /usr/bin/busybox ] || need="$need busybox"
 # The locale sources (tests/test_cli.py makes en_US.ISO-8859-1 from them with localedef).
 [ -e /usr/share/i18n/charmaps/ISO-8859-1.gz ] && [ -e /usr/share/i18n/locales/en_US ] || need="$need locales"
@@ -49,10 +49,10 @@ if have apt-get; then
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends bash python3-venv python3-setuptools python3-configobj python3-click rpm rpm2cpio cpio dnf \
         python3-dnf createrepo-c busybox-static rpmlint debootstrap groff-base mandoc systemd locales \
-        python3-gssapi python3-cccolutils python3-requests-kerberos >/dev/null
+        python3-gssapi python3-cccolutils python3-requests-kerberos python3-kerberos >/dev/null
 elif have dnf; then
     dnf install -y -q bash python3 python3-setuptools python3-configobj python3-click rpm-build cpio dnf python3-dnf createrepo_c busybox rpmlint debootstrap groff-base mandoc systemd /usr/bin/promtool glibc-locale-source \
-        python3-gssapi python3-cccolutils python3-requests-kerberos
+        python3-gssapi python3-cccolutils python3-requests-kerberos python3-kerberos
 else
     echo "system-deps: need apt-get or dnf to install:$need" >&2
     exit 1
