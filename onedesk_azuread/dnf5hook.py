@@ -370,9 +370,7 @@ def _write(directory: int, name: str, data: bytes, shown: str) -> None:
         fd = os.open(temporary, flags, 0o600, dir_fd=directory)
         try:
             os.fchmod(fd, 0o600)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
+            fsutil.write_all(fd, data)
             os.fsync(fd)
         finally:
             os.close(fd)

@@ -508,6 +508,13 @@ class Writing(namedtuple("Writing", "mode uid gid label error action",
 PRIVATE = Writing()  # mode 0600, the writer's own, no label set
 
 
+def write_all(fd: int, data: bytes) -> None:
+    """Write every byte of ``data`` to ``fd`` (os.write may write less than asked)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
 def write_temp(directory: str, name: str, data: bytes, how: Writing = PRIVATE) -> str:
     """Write ``data`` to a new temp file in ``directory``, made as ``how`` says, fsynced;
     return its path."""
@@ -525,9 +532,7 @@ def write_temp(directory: str, name: str, data: bytes, how: Writing = PRIVATE) -
                 os.fchown(fd, uid, gid if gid is not None else -1)
             if label is not None:
                 _set_label(fd, label, os.path.join(directory, name), error)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
+            write_all(fd, data)
             os.fsync(fd)
         finally:
             os.close(fd)
