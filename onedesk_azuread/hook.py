@@ -17,10 +17,17 @@ from __future__ import annotations
 
 from collections import namedtuple
 
-from . import CLIENT_ID, KEYS, SECRET, operations, state, validation
+from . import CLIENT_ID, KEYS, SECRET, state
 from .errors import Blocked, OnedeskError
 from .paths import DEFAULT_FILE, Paths
-from .validation import Finding
+
+# operations and validation (and through them the bash scanner: about 10 ms to import) are
+# imported in the functions that check the entries: dnf 5's post_transaction is a process of
+# its own that needs only failure_line and the messages, on every OneDesk transaction. (Not
+# typing.TYPE_CHECKING either: importing typing costs that process a few ms more.)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .validation import Finding
 
 PLUGIN_CONF = "onedesk_azuread.conf"
 
@@ -59,7 +66,10 @@ SETTINGS_PATH = ("{option}{value} is not an absolute path without \"..\" or cont
 # package manager: the file did not change, and holding back every upgrade that
 # includes onedesk-db-utils (security updates too) would not make the secret valid.
 # Nor does an expiry record the tool cannot read: it says nothing about the entries.
-ALERTS = (validation.EXPIRED, validation.EXPIRY_UNREADABLE)
+def is_alert(finding: Finding) -> bool:
+    from . import validation
+
+    return finding.code in (validation.EXPIRED, validation.EXPIRY_UNREADABLE)
 
 
 def settings_path_problem(value: str, option: str, shown: str) -> str | None:
@@ -86,11 +96,15 @@ class Preflight(namedtuple("Preflight", "present blocking notes alerts")):
 
 def blocking(findings: list[Finding]) -> list[Finding]:
     """The findings that stop a OneDesk transaction."""
-    return [f for f in validation.unrepairable_errors(findings) if f.code not in ALERTS]
+    from . import validation
+
+    return [f for f in validation.unrepairable_errors(findings) if not is_alert(f)]
 
 
 def preflight(paths: Paths, require: bool) -> Preflight:
     """Check the entries before anything is downloaded or installed."""
+    from . import operations
+
     info = operations.inspect(paths)
     doc = info.snapshot.doc
     # An entry the tool cannot read (unsupported-construct) is still an entry: it blocks.
@@ -98,7 +112,7 @@ def preflight(paths: Paths, require: bool) -> Preflight:
     if not present:
         return Preflight(False, info.findings if require else [], [], [])
     stops = blocking(info.findings)
-    alerts = [f for f in info.findings if f.code in ALERTS]
+    alerts = [f for f in info.findings if is_alert(f)]
     notes = [f for f in info.findings if f not in stops and f not in alerts]
     return Preflight(True, stops, notes, alerts)
 
@@ -142,6 +156,8 @@ def failure_line(exc: Exception, recording: bool = False) -> str:
 
 def alert(paths: Paths, finding: Finding) -> str:
     """The warning line for one of preflight's alerts, with the ``--root`` its fix needs."""
+    from . import validation
+
     if finding.code == validation.EXPIRY_UNREADABLE:
         return MSG_EXPIRY_UNREADABLE % (finding.message, with_root(paths))
     return MSG_EXPIRED % (paths.settings, finding.message, with_root(paths))
@@ -171,6 +187,8 @@ def inject(paths: Paths) -> tuple[list[Finding], dict[str, str]]:
     --fix`'s repairs. Returns the repairs and the pair exactly as validated and
     written there: what `record` may call applied.
     """
+    from . import operations
+
     def refuse(current: operations.Inspection) -> None:
         stops = blocking(current.findings)
         if stops:

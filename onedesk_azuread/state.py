@@ -25,7 +25,6 @@ from .fsutil import (
     replace_file,
 )
 from .fsutil import locked as fsutil_locked
-from .validation import secret_hint
 
 EXPIRY_FILE = "expiry.json"
 # The expiry record's format. A record without "version" is version 1 (written before the
@@ -173,6 +172,10 @@ def load_expiry(state_dir: str, secret: str | None) -> date | None:
 
 def secret_label(secret: str):
     """How Azure's portal tells a secret apart without showing it: hint and length."""
+    # Imported here: validation brings the bash scanner (about 10 ms), which dnf 5's
+    # post_transaction, importing this module on every OneDesk transaction, never needs.
+    from .validation import secret_hint
+
     return secret_hint(secret), len(secret)
 
 
