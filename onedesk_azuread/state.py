@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 from collections.abc import Iterator
 from datetime import date, datetime, timezone
 
@@ -56,7 +55,15 @@ FIX_EXPIRY = ("delete it and record the expiry again with: "
               "onedesk-azuread set --expires YYYY-MM-DD")
 FIX_APPLIED = "delete it and reinstall the packages with: onedesk-azuread apply"
 FIX_OTHER = "move it out of the way and try again"
-_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+# No `re` in this module: dnf 5's post_transaction imports it, in a process of its own on
+# every OneDesk transaction, and re (with enum) is about 5 ms of that process's start.
+_DIGITS = "0123456789"
+_HEX_DIGITS = "0123456789abcdef"
+
+
+def _only(text: str, allowed: str) -> bool:
+    """Is ``text`` non-empty and made of ``allowed`` characters alone?"""
+    return bool(text) and not text.strip(allowed)
 
 
 def parse_date(text: str) -> date:
@@ -65,7 +72,8 @@ def parse_date(text: str) -> date:
     date.fromisoformat alone is not enough: from 3.11 it also takes 20261201
     and ISO week dates (2026-W48-2).
     """
-    if not isinstance(text, str) or not _ISO_DATE.fullmatch(text):
+    if not (isinstance(text, str) and len(text) == 10 and text[4] == text[7] == "-"
+            and _only(text[:4] + text[5:7] + text[8:], _DIGITS)):
         raise ValueError(f"{text!r} is not a date written YYYY-MM-DD")
     return date.fromisoformat(text)
 
@@ -234,9 +242,6 @@ def applied_record(client_id: str, secret: str, packages: list) -> dict:
     }
 
 
-_HEX = re.compile(r"(?:[0-9a-f]{2})+")
-
-
 def load_applied(state_dir: str, dir_fd: int | None = None) -> dict | None:
     """The applied-state record in ``state_dir`` (held open as ``dir_fd``, if given)."""
     path = os.path.join(state_dir, APPLIED_FILE)
@@ -246,7 +251,7 @@ def load_applied(state_dir: str, dir_fd: int | None = None) -> dict | None:
     fields = [record.get(k) for k in ("fingerprint", "salt", "applied")]
     packages = record.get("packages", [])
     if not (all(isinstance(f, str) for f in fields)
-            and _HEX.fullmatch(fields[0]) and _HEX.fullmatch(fields[1])
+            and all(_only(f, _HEX_DIGITS) and len(f) % 2 == 0 for f in fields[:2])
             and isinstance(packages, list) and all(isinstance(p, str) for p in packages)):
         raise StateError(f"{path}: is not an applied-state record; {FIX_APPLIED}")
     return record

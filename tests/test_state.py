@@ -274,6 +274,10 @@ def test_a_recorded_expiry_carries_its_version(configured):
 
 @pytest.mark.parametrize("record", [
     {"applied": "x", "fingerprint": "00", "salt": "zz"},  # not hex: was a traceback in status
+    {"applied": "x", "fingerprint": "000", "salt": "00"},  # not whole bytes
+    {"applied": "x", "fingerprint": "00", "salt": "AB"},  # not as the tool writes it
+    {"applied": "x", "fingerprint": "", "salt": "00"},
+    {"applied": "x", "fingerprint": "00", "salt": "0 0"},
     {"applied": "x", "fingerprint": 7, "salt": "00"},
     {"applied": "x", "fingerprint": "00", "salt": "00", "packages": "onedesk-db-utils"},
     {"applied": "x", "fingerprint": "00", "salt": "00", "packages": [1]},
@@ -284,6 +288,19 @@ def test_garbage_in_applied_json_is_a_state_error(configured, record):
     with pytest.raises(StateError, match="applied.json: is not an applied-state record; "
                                          "delete it and reinstall"):
         state.load_applied(str(configured))
+
+
+@pytest.mark.parametrize("text", ["2099-01-31", "1999-12-31"])
+def test_a_date_written_yyyy_mm_dd_parses(text):
+    assert state.parse_date(text).isoformat() == text
+
+
+@pytest.mark.parametrize("text", ["20990131", "2099-W48-2", "2099-1-031", "2099-01-3a",
+                                  " 2099-01-31", "2099-01-31 ", "\u0662\u0660\u0669\u0669-01-31",
+                                  "2099-02-30", "", None])
+def test_only_a_date_written_yyyy_mm_dd_parses(text):
+    with pytest.raises(ValueError):
+        state.parse_date(text)
 
 
 def test_an_oversized_state_file_is_refused(configured):
